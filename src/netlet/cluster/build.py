@@ -7,8 +7,10 @@ diagnostics; callers decide (the CLI exits 2 when there is an error).
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -42,19 +44,40 @@ class LoadResult:
         return not self.errors
 
 
+@contextmanager
+def _gc_paused(freeze: bool = False) -> Iterator[None]:
+    """Loading allocates hundreds of thousands of small objects, none of them garbage;
+    the cyclic collector would rescan them all again and again (half the load time at
+    10,000 objects). Pause it; for the long-lived CLI load, also freeze the survivors
+    out of later collections (they are still freed by reference counting)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+        if freeze:
+            gc.freeze()
+
+
 def load_cluster(
     paths: Sequence[str],
     stdin: IO[str] | None = None,
     config: ClusterConfig | None = None,
 ) -> LoadResult:
-    documents, diagnostics = read_sources(paths, stdin)
-    return build_from_documents(documents, diagnostics, config)
+    with _gc_paused(freeze=True):
+        documents, diagnostics = read_sources(paths, stdin)
+        return build_from_documents(documents, diagnostics, config)
 
 
-def load_text(text: str, name: str = "input.yaml", config: ClusterConfig | None = None) -> LoadResult:
+def load_text(
+    text: str, name: str = "input.yaml", config: ClusterConfig | None = None
+) -> LoadResult:
     """Load manifests given as a string (tests, stdin-like callers)."""
-    documents, diagnostics = parse_text(name, text)
-    return build_from_documents(documents, diagnostics, config)
+    with _gc_paused():
+        documents, diagnostics = parse_text(name, text)
+        return build_from_documents(documents, diagnostics, config)
 
 
 def build_objects(

@@ -138,9 +138,12 @@ def _doc_segments(text: str) -> list[tuple[int, str]]:
     if not starts or text[: starts[0]].strip():
         starts = [0, *starts]
     segments = []
+    line, counted_to = 1, 0
     for i, start in enumerate(starts):
+        line += text.count("\n", counted_to, start)  # incremental: linear in the text
+        counted_to = start
         end = starts[i + 1] if i + 1 < len(starts) else len(text)
-        segments.append((text.count("\n", 0, start) + 1, text[start:end]))
+        segments.append((line, text[start:end]))
     return segments
 
 
@@ -358,7 +361,12 @@ def _validation_diagnostics(
     exc: ValidationError, origin: Origin, ref: ObjectRef
 ) -> list[Diagnostic]:
     by_path: dict[str, list[str]] = {}
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    item_paths = {format_path(tuple(e["loc"])) for e in errors}
+    for err in errors:
+        path_text = format_path(tuple(err["loc"]))
+        if err["type"] == "too_short" and any(p.startswith(path_text + "[") for p in item_paths):
+            continue  # pydantic re-checks the length without the invalid items: noise
         loc = tuple(
             part
             for part in err["loc"]

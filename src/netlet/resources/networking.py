@@ -7,6 +7,7 @@ pkg/apis/networking/validation; Ingress follows the same package.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -22,6 +23,12 @@ from netlet.resources.validation import (
 )
 
 
+@lru_cache(maxsize=16384)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    # Policies repeat the same few CIDRs thousands of times; parse each once.
+    return ipaddress.ip_network(text, strict=False)
+
+
 class IPBlock(Model):
     cidr: str
     except_: tuple[str, ...] = Field(default=(), alias="except")
@@ -29,12 +36,12 @@ class IPBlock(Model):
     @model_validator(mode="after")
     def _validate(self) -> IPBlock:
         try:
-            network = ipaddress.ip_network(self.cidr, strict=False)
+            network = _network(self.cidr)
         except ValueError:
             raise ValueError(f"cidr: must be a valid CIDR (got {self.cidr!r})") from None
         for i, text in enumerate(self.except_):
             try:
-                hole = ipaddress.ip_network(text, strict=False)
+                hole = _network(text)
             except ValueError:
                 raise ValueError(f"except[{i}]: must be a valid CIDR (got {text!r})") from None
             if hole.version != network.version or not (
@@ -45,11 +52,11 @@ class IPBlock(Model):
 
     @property
     def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-        return ipaddress.ip_network(self.cidr, strict=False)
+        return _network(self.cidr)
 
     @property
     def holes(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        return tuple(ipaddress.ip_network(t, strict=False) for t in self.except_)
+        return tuple(_network(t) for t in self.except_)
 
 
 class NetworkPolicyPeer(Model):

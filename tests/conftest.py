@@ -23,7 +23,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
-    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "NOT ROOT" in str(r.longrepr)]
+    skipped = [
+        r for r in terminalreporter.stats.get("skipped", []) if "NOT ROOT" in str(r.longrepr)
+    ]
     if skipped:
         terminalreporter.write_sep(
             "!", f"{len(skipped)} KERNEL TESTS SKIPPED: not running as root", red=True, bold=True

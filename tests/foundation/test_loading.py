@@ -135,7 +135,7 @@ def test_unknown_kinds_warn_once_per_kind_and_are_ignored() -> None:
     text = "\n---\n".join(
         f"apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w{i}}}" for i in range(3)
     )
-    result = load_text(text + "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+    result = load_text(text + "\n---\napiVersion: v1\nkind: LimitRange\nmetadata: {name: c}\n")
     assert result.ok
     warnings = [d for d in result.diagnostics if d.code == "unknown-kind"]
     assert len(warnings) == 2

@@ -397,7 +397,24 @@ def _assign_service_addresses(
                 port_owner[value] = _ref(svc)
         hc = svc.spec.health_check_node_port
         if hc is not None:
-            port_owner[hc] = _ref(svc)
+            hc_problem = None
+            if not low <= hc <= high:
+                hc_problem = f"Invalid value: {hc}: provided port is not in the valid range"
+            elif hc in port_owner and port_owner[hc] != _ref(svc):
+                hc_problem = (
+                    f"Invalid value: {hc}: provided port is already allocated (to {port_owner[hc]})"
+                )
+            if hc_problem:
+                out.diagnostics.append(
+                    error(
+                        hc_problem,
+                        origin=placed.origin,
+                        obj=_ref(svc),
+                        path="spec.healthCheckNodePort",
+                    )
+                )
+            else:
+                port_owner[hc] = _ref(svc)
 
     for placed in services:
         svc = placed.obj

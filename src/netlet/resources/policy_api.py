@@ -29,13 +29,24 @@ _DOMAIN_NAME = re.compile(
 )
 
 
-def _exactly_one(model: Model, what: str) -> None:
-    """CRD MinProperties=1 / MaxProperties=1."""
+def _exactly_one(model: Model) -> None:
+    """CRD MinProperties=1 / MaxProperties=1. The error's location is the object itself."""
     set_fields = [name for name in type(model).model_fields if getattr(model, name) is not None]
     if len(set_fields) != 1:
         raise ValueError(
-            f"{what}: exactly one field must be set (got {len(set_fields)}: "
+            f"exactly one field must be set (got {len(set_fields)}: "
             f"{', '.join(set_fields) or 'none'})"
+        )
+
+
+def _at_most_one(model: Model) -> None:
+    """CRD MaxProperties=1 on a peer. No field at all is accepted: it is what a peer
+    written for a newer CRD looks like once its unknown field is dropped, and the
+    engine must then fail closed (the peer types' doc comments)."""
+    set_fields = [name for name in type(model).model_fields if getattr(model, name) is not None]
+    if len(set_fields) > 1:
+        raise ValueError(
+            f"must have at most 1 properties (got {len(set_fields)}: {', '.join(set_fields)})"
         )
 
 
@@ -66,7 +77,7 @@ class Subject(Model):
 
     @model_validator(mode="after")
     def _one(self) -> Subject:
-        _exactly_one(self, "subject")
+        _exactly_one(self)
         return self
 
 
@@ -90,7 +101,7 @@ class Port(Model):
 
     @model_validator(mode="after")
     def _one(self) -> Port:
-        _exactly_one(self, "destinationPort")
+        _exactly_one(self)
         return self
 
 
@@ -112,7 +123,7 @@ class CNPProtocol(Model):
 
     @model_validator(mode="after")
     def _one(self) -> CNPProtocol:
-        _exactly_one(self, "protocols[]")
+        _exactly_one(self)
         return self
 
 
@@ -123,6 +134,11 @@ class CNPIngressPeer(Model):
     # No validator requiring one field: a peer with no known field means the CRD is
     # newer than us, and the engine must fail closed (spec: "If an implementation sees
     # no fields are set ... it should fail closed").
+
+    @model_validator(mode="after")
+    def _one(self) -> CNPIngressPeer:
+        _at_most_one(self)
+        return self
 
     @property
     def is_empty(self) -> bool:
@@ -153,6 +169,11 @@ class CNPEgressPeer(Model):
             for item in value:
                 _domain(item)
         return value
+
+    @model_validator(mode="after")
+    def _one(self) -> CNPEgressPeer:
+        _at_most_one(self)
+        return self
 
     @property
     def is_empty(self) -> bool:
@@ -237,7 +258,7 @@ class ANPPort(Model):
 
     @model_validator(mode="after")
     def _one(self) -> ANPPort:
-        _exactly_one(self, "ports[]")
+        _exactly_one(self)
         return self
 
 
@@ -247,8 +268,12 @@ class ANPIngressPeer(Model):
 
     @model_validator(mode="after")
     def _one(self) -> ANPIngressPeer:
-        _exactly_one(self, "from[]")
+        _at_most_one(self)  # no field: fail closed, as for CNP peers
         return self
+
+    @property
+    def is_empty(self) -> bool:
+        return self.namespaces is None and self.pods is None
 
 
 class ANPEgressPeer(Model):
@@ -274,34 +299,46 @@ class ANPEgressPeer(Model):
 
     @model_validator(mode="after")
     def _one(self) -> ANPEgressPeer:
-        _exactly_one(self, "to[]")
+        _at_most_one(self)  # no field: fail closed, as for CNP peers
         return self
+
+    @property
+    def is_empty(self) -> bool:
+        return all(getattr(self, name) is None for name in type(self).model_fields)
 
 
 def _named_port_with_special_peer(
-    to: tuple[ANPEgressPeer, ...], ports: tuple[ANPPort, ...]
+    to: tuple[ANPEgressPeer, ...], ports: tuple[ANPPort, ...] | None, *, domains: bool
 ) -> None:
-    special = any(p.networks is not None or p.nodes is not None for p in to)
-    if special and any(p.named_port for p in ports):
-        raise ValueError("networks/nodes peer cannot be set with namedPorts")
+    """The egress rules' CEL rule; the AdminNetworkPolicy CRD counts domainNames peers
+    too (they have no named ports either), the BaselineAdminNetworkPolicy CRD has none."""
+    kinds = "networks/nodes/domainNames" if domains else "networks/nodes"
+    special = any(
+        p.networks is not None or p.nodes is not None or (domains and p.domain_names is not None)
+        for p in to
+    )
+    if special and any(p.named_port for p in ports or ()):
+        raise ValueError(
+            f"{kinds} peer cannot be set with namedPorts since there are no namedPorts for {kinds}"
+        )
 
 
 class ANPIngressRule(Model):
     name: str = Field(default="", max_length=100)
     action: Literal["Allow", "Deny", "Pass"]
     from_: tuple[ANPIngressPeer, ...] = Field(alias="from", min_length=1, max_length=100)
-    ports: tuple[ANPPort, ...] = Field(default=(), max_length=100)
+    ports: tuple[ANPPort, ...] | None = Field(default=None, min_length=1, max_length=100)
 
 
 class ANPEgressRule(Model):
     name: str = Field(default="", max_length=100)
     action: Literal["Allow", "Deny", "Pass"]
     to: tuple[ANPEgressPeer, ...] = Field(min_length=1, max_length=100)
-    ports: tuple[ANPPort, ...] = Field(default=(), max_length=100)
+    ports: tuple[ANPPort, ...] | None = Field(default=None, min_length=1, max_length=100)
 
     @model_validator(mode="after")
     def _cel(self) -> ANPEgressRule:
-        _named_port_with_special_peer(self.to, self.ports)
+        _named_port_with_special_peer(self.to, self.ports, domains=True)
         if self.action != "Allow" and any(p.domain_names is not None for p in self.to):
             raise ValueError("domainNames peer is only supported for Allow rules")
         return self
@@ -328,18 +365,18 @@ class BANPIngressRule(Model):
     name: str = Field(default="", max_length=100)
     action: Literal["Allow", "Deny"]
     from_: tuple[ANPIngressPeer, ...] = Field(alias="from", min_length=1, max_length=100)
-    ports: tuple[ANPPort, ...] = Field(default=(), max_length=100)
+    ports: tuple[ANPPort, ...] | None = Field(default=None, min_length=1, max_length=100)
 
 
 class BANPEgressRule(Model):
     name: str = Field(default="", max_length=100)
     action: Literal["Allow", "Deny"]
     to: tuple[ANPEgressPeer, ...] = Field(min_length=1, max_length=100)
-    ports: tuple[ANPPort, ...] = Field(default=(), max_length=100)
+    ports: tuple[ANPPort, ...] | None = Field(default=None, min_length=1, max_length=100)
 
     @model_validator(mode="after")
     def _cel(self) -> BANPEgressRule:
-        _named_port_with_special_peer(self.to, self.ports)
+        _named_port_with_special_peer(self.to, self.ports, domains=False)
         if any(p.domain_names is not None for p in self.to):
             raise ValueError("domainNames peer is not supported in BaselineAdminNetworkPolicy")
         return self

@@ -292,7 +292,11 @@ class ServiceSpec(Model):
             return data
         data = dict(data)
         kind = data.get("type") or "ClusterIP"
-        if kind in ("NodePort", "LoadBalancer") and not data.get("externalTrafficPolicy"):
+        # Defaulted for externally-accessible Services, ClusterIP with externalIPs included.
+        accessible = kind in ("NodePort", "LoadBalancer") or (
+            kind == "ClusterIP" and bool(data.get("externalIPs"))
+        )
+        if accessible and not data.get("externalTrafficPolicy"):
             data["externalTrafficPolicy"] = "Cluster"
         if data.get("sessionAffinity") == "ClientIP" and not data.get("sessionAffinityConfig"):
             data["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": 10800}}
@@ -342,6 +346,13 @@ def _validate_service_spec(spec: ServiceSpec) -> None:
     problem = check_unique([(p.port, p.protocol.value) for p in spec.ports], "port/protocol")
     if problem:
         raise ValueError(f"ports: {problem}")
+    node_ports: set[tuple[int, str]] = set()
+    for i, port in enumerate(spec.ports):
+        if port.node_port is None:
+            continue
+        if (port.node_port, port.protocol.value) in node_ports:
+            raise ValueError(f"ports[{i}].nodePort: Duplicate value: {port.node_port}")
+        node_ports.add((port.node_port, port.protocol.value))
     if spec.cluster_ips:
         for i, ip in enumerate(spec.cluster_ips):
             if i == 0 and ip == "None":
@@ -360,9 +371,13 @@ def _validate_service_spec(spec: ServiceSpec) -> None:
             == ipaddress.ip_address(spec.cluster_ips[1]).version
         ):
             raise ValueError("clusterIPs: may specify no more than one IP for each IP family")
-    if spec.external_traffic_policy and kind not in ("NodePort", "LoadBalancer"):
+    accessible = kind in ("NodePort", "LoadBalancer") or (
+        kind == "ClusterIP" and bool(spec.external_ips)
+    )
+    if spec.external_traffic_policy and not accessible:
         raise ValueError(
-            "externalTrafficPolicy: may only be set when type is 'NodePort' or 'LoadBalancer'"
+            "externalTrafficPolicy: may only be set when type is 'NodePort' or 'LoadBalancer' "
+            "(or 'ClusterIP' with externalIPs): externally-accessible services"
         )
     if spec.health_check_node_port is not None and not (
         kind == "LoadBalancer" and spec.external_traffic_policy == "Local"
@@ -424,6 +439,16 @@ class Service(Resource):
 
     spec: ServiceSpec = Field(default_factory=lambda: ServiceSpec(ports=()))
     status: ServiceStatus = Field(default_factory=ServiceStatus)
+
+
+class ConfigMap(Resource):
+    """Only what references need: Gateway API CA bundles (`ca.crt`) live here."""
+
+    KIND = "ConfigMap"
+    SHORT_NAMES = ("cm",)
+
+    data: dict[str, str] = Field(default_factory=dict)
+    binary_data: dict[str, str] = Field(default_factory=dict)
 
 
 class Secret(Resource):
@@ -535,10 +560,19 @@ class EndpointSlice(Resource):
         return self
 
 
-CORE_KINDS: tuple[type[Resource], ...] = (Namespace, Node, Pod, Service, Secret, EndpointSlice)
+CORE_KINDS: tuple[type[Resource], ...] = (
+    Namespace,
+    Node,
+    Pod,
+    Service,
+    Secret,
+    ConfigMap,
+    EndpointSlice,
+)
 
 __all__ = [
     "CORE_KINDS",
+    "ConfigMap",
     "DNSSubdomain",
     "Endpoint",
     "EndpointSlice",

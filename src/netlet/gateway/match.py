@@ -1,0 +1,402 @@
+"""Request matching over the gateway program: the one implementation of routing
+decisions, used by the proxy for every request and by `netlet gateway route`.
+
+    match_http(program, request)            -> HTTPDecision   HTTP/HTTPS/gRPC
+    match_tls(program, port, sni)            -> L4Decision     TLS listeners (SNI)
+    match_tcp(program, port) / match_udp     -> L4Decision
+    match_mesh(mesh, client_ns, ns, name, port, request) -> HTTPDecision  (GAMMA)
+    select_tls_listener(program, port, sni)  -> ListenerTable  (certificate choice)
+    pick_backend(backends, r)                -> WeightedBackend | None
+    backend_request(decision, chosen)        -> Request as that backend sees it
+
+Listener selection (Gateway "Listener Isolation" and Listener.Hostname): among
+the port's listeners of the request's protocol, the most specific hostname that
+matches the Host header wins; with HTTPS the SNI picks the listener and a Host
+that another listener matches better answers 421, a Host no listener matches 404.
+
+Decisions carry no randomness: weighted choice and mirror sampling take the
+caller's random number, so the proxy and tests stay deterministic when they want.
+The functions never mutate the tables and never do I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+from netlet.gateway.filters import (
+    apply_request_filters,
+    cors_preflight_headers,
+    is_preflight,
+)
+from netlet.gateway.hostnames import host_matches, normalize_host, wildcard_candidates
+from netlet.gateway.table import (
+    Cors,
+    GatewayProgram,
+    GRPCEntry,
+    GRPCTable,
+    HeaderOps,
+    Headers,
+    HTTPEntry,
+    HTTPRule,
+    HTTPTable,
+    L4Rule,
+    ListenerInfo,
+    ListenerTable,
+    MeshProgram,
+    Mirror,
+    Request,
+    Retry,
+    Timeouts,
+    WeightedBackend,
+)
+
+
+class Action(enum.StrEnum):
+    FORWARD = "forward"  # send `request` to one of `backends`
+    REDIRECT = "redirect"  # answer `status` with Location `location`
+    RESPOND = "respond"  # answer `status` (404, 421, 500, CORS preflight 200)
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPDecision:
+    action: Action
+    status: int  # 0 for FORWARD (the backend answers)
+    reason: str
+    original: Request
+    request: Request  # after the rule's request filters
+    listener: ListenerInfo | None = None
+    entry: HTTPEntry | GRPCEntry | None = None
+    backends: tuple[WeightedBackend, ...] = ()
+    mirrors: tuple[Mirror, ...] = ()
+    response_ops: tuple[HeaderOps, ...] = ()  # apply to the backend's response
+    cors: Cors | None = None  # add cors_response_headers to the response
+    location: str | None = None
+    response_headers: Headers = ()  # for RESPOND (CORS preflight headers)
+    timeouts: Timeouts | None = None
+    retry: Retry | None = None
+    grpc: bool = False  # routed by a GRPCRoute (errors as gRPC statuses)
+    role: str = ""  # mesh: "producer" / "consumer"
+
+    @property
+    def matched_prefix(self) -> str | None:
+        if isinstance(self.entry, HTTPEntry) and self.entry.match.path_type == "PathPrefix":
+            return self.entry.match.prefix
+        return None
+
+
+def _respond(
+    request: Request,
+    status: int,
+    reason: str,
+    listener: ListenerInfo | None = None,
+    grpc: bool = False,
+    role: str = "",
+) -> HTTPDecision:
+    return HTTPDecision(
+        Action.RESPOND, status, reason, request, request, listener=listener, grpc=grpc, role=role
+    )
+
+
+# Listener selection --------------------------------------------------------------------
+
+
+def _first_listener(
+    listeners: tuple[ListenerTable, ...], host: str, protocols: tuple[str, ...]
+) -> ListenerTable | None:
+    for table in listeners:
+        info = table.info
+        if info.protocol not in protocols:
+            continue
+        if not info.hostname or host_matches(info.hostname, host):
+            return table
+    return None
+
+
+def select_tls_listener(
+    program: GatewayProgram, port: int, sni: str | None
+) -> ListenerTable | None:
+    """The HTTPS or TLS listener a TLS connection lands on, by SNI (most specific
+    hostname first); used to choose the certificate or passthrough."""
+    table = program.port(port, "tcp")
+    if table is None:
+        return None
+    return _first_listener(table.listeners, normalize_host(sni or ""), ("HTTPS", "TLS"))
+
+
+def select_listener(
+    program: GatewayProgram, request: Request
+) -> tuple[ListenerTable | None, int, str]:
+    """(listener, 0, '') or (None, status, why) for an HTTP(S) request."""
+    table = program.port(request.port, "tcp")
+    if table is None:
+        return None, 404, f"no listener on port {request.port}"
+    protocol = ("HTTPS",) if request.scheme == "https" else ("HTTP",)
+    host = normalize_host(request.host)
+    by_host = _first_listener(table.listeners, host, protocol)
+    if request.scheme == "https" and request.sni is not None:
+        by_sni = _first_listener(table.listeners, normalize_host(request.sni), protocol)
+        if by_sni is None:
+            return (
+                None,
+                404,
+                f"no {protocol[0]} listener on port {request.port} for SNI {request.sni}",
+            )
+        if by_host is not by_sni:
+            if by_host is not None:
+                return (
+                    None,
+                    421,
+                    (
+                        f"misdirected: SNI {request.sni} selected {by_sni.info.name} but Host "
+                        f"{host} belongs to {by_host.info.name}"
+                    ),
+                )
+            return None, 404, f"Host {host} matches no listener (SNI selected {by_sni.info.name})"
+    if by_host is None:
+        return None, 404, f"Host {host} matches no {protocol[0]} listener on port {request.port}"
+    return by_host, 0, ""
+
+
+# Rule lookup ---------------------------------------------------------------------------
+
+
+def find_http_entry(table: HTTPTable, request: Request) -> HTTPEntry | None:
+    """The highest-precedence HTTPRoute match for the request, or None (404)."""
+    path = request.path
+    for _, index in table.groups(normalize_host(request.host)):
+        best: HTTPEntry | None = None
+        for entries in index.candidate_lists(path):
+            for entry in entries:
+                if best is not None and entry.rank >= best.rank:
+                    break
+                match = entry.match
+                if match.path_type == "RegularExpression" and not match.path_matches(path):
+                    continue
+                if match.rest_matches(request):
+                    best = entry
+                    break
+        if best is not None:
+            return best
+    return None
+
+
+def find_grpc_entry(table: GRPCTable, request: Request) -> GRPCEntry | None:
+    service_method = request.grpc_service_method
+    if service_method is None:
+        return None
+    service, method = service_method
+    for _, entries in table.groups(normalize_host(request.host)):
+        for entry in entries:
+            if entry.match.mismatch(service, method, request) is None:
+                return entry
+    return None
+
+
+# Decisions -----------------------------------------------------------------------------
+
+
+def _decide(
+    request: Request,
+    rule: HTTPRule,
+    entry: HTTPEntry | GRPCEntry,
+    listener: ListenerInfo | None,
+    port: int,
+    grpc: bool,
+    role: str = "",
+) -> HTTPDecision:
+    prefix = (
+        entry.match.prefix
+        if isinstance(entry, HTTPEntry) and entry.match.path_type == "PathPrefix"
+        else None
+    )
+    outcome = apply_request_filters(request, rule.filters, prefix, port)
+    decision = HTTPDecision(
+        Action.FORWARD,
+        0,
+        f"forward by {rule.ref}",
+        request,
+        outcome.request,
+        listener=listener,
+        entry=entry,
+        backends=rule.backends,
+        mirrors=outcome.mirrors,
+        response_ops=outcome.response_ops,
+        cors=outcome.cors,
+        timeouts=rule.timeouts,
+        retry=rule.retry,
+        grpc=grpc,
+        role=role,
+    )
+    if outcome.redirect is not None:
+        return replace(
+            decision,
+            action=Action.REDIRECT,
+            status=outcome.redirect.status_code,
+            reason=f"redirect by {rule.ref}",
+            backends=(),
+            location=outcome.location,
+        )
+    if outcome.cors is not None and is_preflight(request):
+        return replace(
+            decision,
+            action=Action.RESPOND,
+            status=200,
+            reason=f"CORS preflight answered by {rule.ref}",
+            backends=(),
+            response_headers=cors_preflight_headers(outcome.cors, request),
+        )
+    if not rule.backends or all(b.weight == 0 for b in rule.backends):
+        why = "no backendRefs" if not rule.backends else "every backendRef has weight 0"
+        return replace(
+            decision, action=Action.RESPOND, status=500, reason=f"{rule.ref}: {why}", backends=()
+        )
+    return decision
+
+
+def match_listener(table: ListenerTable, request: Request) -> HTTPDecision:
+    """Route a request that has landed on `table` (an HTTP or HTTPS listener)."""
+    info = table.info
+    if request.is_grpc and table.grpc is not None:
+        grpc_entry = find_grpc_entry(table.grpc, request)
+        if grpc_entry is not None:
+            return _decide(request, grpc_entry.rule, grpc_entry, info, info.port, grpc=True)
+    if table.http is not None:
+        entry = find_http_entry(table.http, request)
+        if entry is not None:
+            return _decide(request, entry.rule, entry, info, info.port, grpc=False)
+    return _respond(
+        request, 404, f"no route rule on {info} matches", listener=info, grpc=request.is_grpc
+    )
+
+
+def match_http(program: GatewayProgram, request: Request) -> HTTPDecision:
+    """Route one HTTP(S) or gRPC request arriving at the Gateway."""
+    table, status, why = select_listener(program, request)
+    if table is None:
+        return _respond(request, status, why)
+    return match_listener(table, request)
+
+
+def match_mesh(
+    mesh: MeshProgram,
+    client_namespace: str,
+    namespace: str,
+    name: str,
+    port: int,
+    request: Request,
+) -> HTTPDecision | None:
+    """Route a request a pod in `client_namespace` sends to Service ns/name:port. None
+    means no route applies: the Service behaves as plain Kubernetes (GEP-1294)."""
+    mesh_port = mesh.port(namespace, name, port)
+    if mesh_port is None:
+        return None
+    role, routes = mesh_port.routes_for(client_namespace)
+    if routes is None:
+        return None
+    if request.is_grpc and routes.grpc is not None:
+        grpc_entry = find_grpc_entry(routes.grpc, request)
+        if grpc_entry is not None:
+            return _decide(request, grpc_entry.rule, grpc_entry, None, port, True, role)
+    if routes.http is not None:
+        entry = find_http_entry(routes.http, request)
+        if entry is not None:
+            return _decide(request, entry.rule, entry, None, port, False, role)
+    # Routes replace the implicit Service behaviour: no matching rule is a 404.
+    return _respond(request, 404, f"no {role} route rule for {namespace}/{name}:{port}", role=role)
+
+
+# Backends ------------------------------------------------------------------------------
+
+
+def pick_backend(backends: tuple[WeightedBackend, ...], r: float) -> WeightedBackend | None:
+    """Weighted choice with r in [0, 1): weight/(sum of weights) of the draws land on
+    each backend (HTTPBackendRef weight); None when every weight is 0."""
+    total = sum(b.weight for b in backends)
+    if total <= 0:
+        return None
+    point = r * total
+    for backend in backends:
+        if point < backend.weight:
+            return backend
+        point -= backend.weight
+    return next(b for b in reversed(backends) if b.weight > 0)
+
+
+def backend_request(decision: HTTPDecision, chosen: WeightedBackend) -> Request:
+    """The request as `chosen` receives it: rule filters, then the backendRef's own."""
+    if not chosen.filters:
+        return decision.request
+    port = decision.listener.port if decision.listener else decision.request.port
+    outcome = apply_request_filters(decision.request, chosen.filters, decision.matched_prefix, port)
+    return outcome.request
+
+
+def should_mirror(mirror: Mirror, r: float) -> bool:
+    """Sample a mirror (percent / fraction) with r in [0, 1)."""
+    return r * mirror.denominator < mirror.numerator
+
+
+# Layer 4 -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class L4Decision:
+    listener: ListenerInfo | None
+    rule: L4Rule | None
+    reason: str
+
+    @property
+    def backends(self) -> tuple[WeightedBackend, ...]:
+        return self.rule.backends if self.rule is not None else ()
+
+    @property
+    def refused(self) -> bool:
+        return self.rule is None
+
+
+def match_tls(program: GatewayProgram, port: int, sni: str | None) -> L4Decision:
+    table = select_tls_listener(program, port, sni)
+    if table is None:
+        return L4Decision(None, None, f"no TLS or HTTPS listener on port {port} for SNI {sni}")
+    if table.info.protocol != "TLS":
+        return L4Decision(table.info, None, f"SNI {sni} selects HTTPS {table.info}")
+    if table.tls is not None:
+        host = normalize_host(sni or "")
+        entry = table.tls.by_host.get(host)
+        if entry is None:
+            for wildcard in wildcard_candidates(host):
+                entry = table.tls.by_host.get(wildcard)
+                if entry is not None:
+                    break
+        if entry is None:
+            entry = table.tls.by_host.get("")  # v1alpha2 TLSRoutes without hostnames
+        if entry is not None:
+            return L4Decision(table.info, entry.rule, f"TLSRoute hostname {entry.hostname}")
+    if table.l4 is not None:  # TLS Terminate + TCPRoute
+        return L4Decision(table.info, table.l4, f"{table.l4.ref}")
+    return L4Decision(table.info, None, f"no TLSRoute on {table.info} for SNI {sni}")
+
+
+def _match_l4(program: GatewayProgram, port: int, transport: str, protocol: str) -> L4Decision:
+    table = program.port(port, transport)
+    if table is None:
+        return L4Decision(None, None, f"no listener on {transport} port {port}")
+    for listener in table.listeners:
+        if listener.info.protocol == protocol:
+            if listener.l4 is None:
+                return L4Decision(listener.info, None, f"no route attached to {listener.info}")
+            return L4Decision(listener.info, listener.l4, str(listener.l4.ref))
+    return L4Decision(None, None, f"no {protocol} listener on port {port}")
+
+
+def match_tcp(program: GatewayProgram, port: int) -> L4Decision:
+    return _match_l4(program, port, "tcp", "TCP")
+
+
+def match_udp(program: GatewayProgram, port: int) -> L4Decision:
+    return _match_l4(program, port, "udp", "UDP")
+
+
+def with_host(request: Request, host: str) -> Request:
+    return replace(request, host=host)

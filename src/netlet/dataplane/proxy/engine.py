@@ -1,0 +1,392 @@
+"""Carries out the gateway brain's decision for one HTTP request.
+
+The brain (`netlet.gateway.match`) says what to do: redirect, answer (404, 421,
+500, a CORS preflight), or forward the request - already rewritten by the
+rule's filters - to one of weighted backends, with mirrors, response header
+modifiers, CORS, timeouts and retries. This module does only what needs I/O or
+chance: draw the random numbers for the weighted pick and mirror sampling, pick
+an endpoint, send, time, retry, and put the response headers right.
+
+- A chosen backend that is invalid answers 500 for its share of traffic, one
+  without endpoints 503 (HTTPBackendRef; `Upstream.status`).
+- Timeouts (GEP-1742): `request` bounds the whole exchange up to the response
+  head, retries included; `backendRequest` bounds each try; both answer 504;
+  0 disables one.
+- Retries (GEP-1731): on the listed codes and on connection errors, up to
+  `attempts` more tries with `backoff` between them, only while the request
+  body can be replayed (bodies up to `Limits.max_replay_body` are kept).
+- Mirrors: a sampled copy goes to the mirror backend; its response is read and
+  dropped; at most `Limits.max_mirrors_in_flight` at once.
+- gRPC requests get errors the gateway makes itself as gRPC statuses
+  (trailers-only responses), mapped from HTTP as gRPC's own mapping does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from typing import Protocol
+
+from netlet.dataplane.proxy.http1 import HOP_BY_HOP
+from netlet.dataplane.proxy.limits import Limits
+from netlet.dataplane.proxy.observe import Stats
+from netlet.dataplane.proxy.plan import Upstream, Upstreams
+from netlet.dataplane.proxy.site import ConnInfo
+from netlet.dataplane.proxy.streams import (
+    BodyStream,
+    Headers,
+    ProxyError,
+    Request,
+    Response,
+    local_response,
+)
+from netlet.dataplane.proxy.upstream import Body, OutRequest, UpstreamError, UpstreamPool
+from netlet.gateway import table as gw
+from netlet.gateway.filters import apply_response_ops, cors_response_headers
+from netlet.gateway.match import (
+    Action,
+    HTTPDecision,
+    backend_request,
+    pick_backend,
+    should_mirror,
+)
+
+log = logging.getLogger(__name__)
+
+# gRPC status for an HTTP status the gateway itself answers with (gRPC's
+# doc/http-grpc-status-mapping.md); 504 from a gateway timeout is DEADLINE_EXCEEDED.
+GRPC_STATUS = {
+    400: 13,  # INTERNAL
+    401: 16,  # UNAUTHENTICATED
+    403: 7,  # PERMISSION_DENIED
+    404: 12,  # UNIMPLEMENTED
+    408: 4,  # DEADLINE_EXCEEDED
+    429: 14,  # UNAVAILABLE
+    500: 14,  # UNAVAILABLE: an invalid backendRef (GRPCRoute)
+    502: 14,
+    503: 14,
+    504: 4,
+}
+GRPC_UNKNOWN = 2
+
+
+class Router(Protocol):
+    def decide(self, request: Request, conn: ConnInfo) -> tuple[HTTPDecision, Upstreams]:
+        """The brain's decision for `request` and the upstream state to carry it out."""
+        ...
+
+
+def gateway_request(request: Request, conn: ConnInfo) -> gw.Request:
+    """The proxy's request as the brain's `Request` (path and query split)."""
+    raw = request.path
+    question = raw.find("?")
+    path, query = (raw[:question], raw[question + 1 :]) if question >= 0 else (raw, "")
+    return gw.Request(
+        method=request.method,
+        path=path,
+        host=request.authority,
+        port=conn.site.port,
+        scheme=request.scheme,
+        query=query,
+        headers=tuple(request.headers),
+        sni=conn.sni,
+    )
+
+
+def forward_headers(request: Request, headers: gw.Headers, scheme: str) -> Headers:
+    """Headers for the backend: lower-case names, hop-by-hop ones dropped (and those the
+    client named in Connection), X-Forwarded-For/-Proto added."""
+    named: set[str] = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            named.update(v.strip().lower() for v in value.split(","))
+    out: Headers = []
+    forwarded_for = None
+    for raw_name, value in headers:
+        name = raw_name.lower()
+        if name == "host":
+            continue  # the authority travels separately (Host, :authority)
+        if name in HOP_BY_HOP or name in named:
+            if name == "te" and value.strip().lower() == "trailers":
+                out.append((name, value))
+            continue
+        if name == "x-forwarded-for":
+            forwarded_for = value
+            continue
+        out.append((name, value))
+    client = request.client
+    out.append(("x-forwarded-for", f"{forwarded_for}, {client}" if forwarded_for else client))
+    out.append(("x-forwarded-proto", scheme))
+    return out
+
+
+def grpc_error(status: int, message: str) -> Response:
+    """A trailers-only gRPC response for an error the gateway answers itself."""
+    code = GRPC_STATUS.get(status, GRPC_UNKNOWN)
+    return Response(
+        200,
+        [
+            ("content-type", "application/grpc"),
+            ("grpc-status", str(code)),
+            ("grpc-message", message.replace("\r", " ").replace("\n", " ")),
+        ],
+        b"",
+    )
+
+
+class Engine:
+    """The Handler for HTTP listeners: routes with `router`, forwards with `pool`."""
+
+    def __init__(
+        self,
+        router: Router,
+        pool: UpstreamPool,
+        limits: Limits | None = None,
+        stats: Stats | None = None,
+    ) -> None:
+        self.router = router
+        self.pool = pool
+        self.limits = limits or Limits()
+        self.stats = stats or Stats()
+        self._mirrors_in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._names: dict[int, tuple[object, str]] = {}
+
+    async def handle(self, request: Request, conn: ConnInfo) -> Response:
+        decision, upstreams = self.router.decide(request, conn)
+        route = self._route_name(decision)
+        action = decision.action
+        if action is Action.REDIRECT:
+            response = Response(decision.status, [("location", decision.location or "/")])
+            return self._finish(request, decision, route, response, local=True)
+        if action is Action.RESPOND:
+            if decision.response_headers or decision.status < 400:
+                response = Response(decision.status, _lower(decision.response_headers))
+            else:
+                response = local_response(decision.status, decision.reason)
+            return self._finish(request, decision, route, response, local=True)
+        chosen = pick_backend(decision.backends, random.random())
+        if chosen is None:
+            response = local_response(500, "no backend")
+            return self._finish(request, decision, route, response, local=True)
+        upstream = upstreams.get(chosen.backend, decision.grpc)
+        if upstream.status is not None:
+            self.stats.bump("invalid_backend" if upstream.status == 500 else "no_endpoints")
+            message = chosen.backend.message or chosen.backend.reason or "backend unavailable"
+            if upstream.refused:
+                message = (
+                    f"{upstream.name}: endpoints outside loopback are not used in loopback mode"
+                )
+            if upstream.unsupported:
+                message = upstream.unsupported
+            response = local_response(upstream.status, message)
+            return self._finish(request, decision, route, response, local=True)
+        seen = backend_request(decision, chosen)
+        headers = forward_headers(request, seen.headers, request.scheme)
+        path = f"{seen.path}?{seen.query}" if seen.query else seen.path
+        out = OutRequest(
+            request.method, seen.host, path, headers, content_length=request.content_length
+        )
+        if request.upgrade is not None and not upstream.h2c:
+            response = await self._upgrade(upstream, out)
+            return self._finish(request, decision, route, response, local=False)
+        body: Body = request.body
+        replayable = body is None
+        if (decision.retry is not None or decision.mirrors) and isinstance(body, BodyStream):
+            data, whole = await body.read_up_to(self.limits.max_replay_body)
+            if whole:
+                body = data
+                replayable = True
+        for mirror in decision.mirrors:
+            if should_mirror(mirror, random.random()):
+                self._mirror(upstreams.get(mirror.backend, decision.grpc), out, body, replayable)
+        timeouts = decision.timeouts
+        request_timeout = timeouts.request if timeouts is not None else None
+        started = time.monotonic()
+        try:
+            if request_timeout:
+                async with asyncio.timeout(request_timeout):
+                    response = await self._send(decision, upstream, out, body, replayable)
+            elif decision.retry is None:
+                # The common case, without the retry loop's extra coroutine.
+                index = upstream.pick()
+                per_try = timeouts.backend_request if timeouts is not None else None
+                if per_try is None:
+                    per_try = self.limits.upstream_timeout
+                response = await self.pool.send(
+                    upstream.endpoints[index], out, body, per_try or None, h2c=upstream.h2c
+                )
+                response.upstream = upstream.labels[index]
+            else:
+                response = await self._send(decision, upstream, out, body, replayable)
+        except TimeoutError:
+            self.stats.bump("request_timeout")
+            response = local_response(504, "request timeout")
+            return self._finish(request, decision, route, response, local=True)
+        except UpstreamError as exc:
+            self.stats.bump(f"upstream_{exc.failure.value}")
+            response = local_response(exc.status, str(exc))
+            response.upstream_seconds = time.monotonic() - started
+            return self._finish(request, decision, route, response, local=True)
+        response.upstream_seconds = time.monotonic() - started
+        return self._finish(request, decision, route, response, local=False)
+
+    def _route_name(self, decision: HTTPDecision) -> str:
+        """'HTTPRoute ns/name rules[i]' for logs, formatted once per rule."""
+        entry = decision.entry
+        if entry is None:
+            return ""
+        rule = entry.rule
+        cached = self._names.get(id(rule))
+        if cached is None or cached[0] is not rule:
+            if len(self._names) > 100_000:
+                self._names.clear()
+            cached = self._names[id(rule)] = (rule, str(rule.ref))
+        return cached[1]
+
+    async def _send(
+        self,
+        decision: HTTPDecision,
+        upstream: Upstream,
+        out: OutRequest,
+        body: Body,
+        replayable: bool,
+    ) -> Response:
+        retry = decision.retry
+        tries = 1
+        codes: tuple[int, ...] = ()
+        backoff = 0.0
+        if retry is not None and replayable:
+            tries += retry.attempts if retry.attempts is not None else 1
+            codes = retry.codes
+            backoff = retry.backoff or 0.0
+        timeouts = decision.timeouts
+        per_try = timeouts.backend_request if timeouts is not None else None
+        if per_try is None:
+            per_try = self.limits.upstream_timeout
+        for attempt in range(tries):
+            index = upstream.pick()
+            endpoint = upstream.endpoints[index]
+            last = attempt == tries - 1
+            try:
+                response = await self.pool.send(
+                    endpoint, out, body, per_try or None, h2c=upstream.h2c
+                )
+            except UpstreamError:
+                if last:
+                    raise
+                self.stats.bump("retry")
+                if backoff:
+                    await asyncio.sleep(backoff)
+                continue
+            response.upstream = upstream.labels[index]
+            if not last and response.status in codes:
+                self.stats.bump("retry")
+                await _discard(response)
+                if backoff:
+                    await asyncio.sleep(backoff)
+                continue
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _upgrade(self, upstream: Upstream, out: OutRequest) -> Response:
+        headers = [(n, v) for n, v in out.headers if n != "upgrade"]
+        headers.append(("upgrade", "websocket"))
+        request = OutRequest(out.method, out.authority, out.path, headers)
+        endpoint = upstream.endpoint()
+        try:
+            response = await self.pool.upgrade(endpoint, request, self.limits.upstream_timeout)
+        except UpstreamError as exc:
+            return local_response(exc.status, str(exc))
+        response.upstream = f"{endpoint[0]}:{endpoint[1]}"
+        if response.status == 101:
+            self.stats.bump("websocket_upgrades")
+        return response
+
+    def _finish(
+        self,
+        request: Request,
+        decision: HTTPDecision,
+        route: str,
+        response: Response,
+        local: bool,
+    ) -> Response:
+        response.route = route
+        if local and (decision.grpc or request.is_grpc) and response.status >= 400:
+            upstream, seconds = response.upstream, response.upstream_seconds
+            response = grpc_error(
+                response.status, decision.reason if response.status == 404 else _text(response)
+            )
+            response.route, response.upstream, response.upstream_seconds = route, upstream, seconds
+        if response.tunnel is None and response.headers:
+            response.headers = [(n, v) for n, v in response.headers if n not in HOP_BY_HOP]
+        if decision.response_ops:
+            response.headers = _lower(
+                apply_response_ops(tuple(response.headers), decision.response_ops)
+            )
+        if decision.cors is not None and decision.action is not Action.RESPOND:
+            extra = cors_response_headers(decision.cors, decision.original)
+            if extra:
+                response.headers = [*response.headers, *_lower(extra)]
+        return response
+
+    def _mirror(self, upstream: Upstream, out: OutRequest, body: Body, replayable: bool) -> None:
+        if upstream.status is not None:
+            self.stats.bump("mirror_no_backend")
+            return
+        if not replayable:
+            self.stats.bump("mirror_body_too_large")
+            return
+        if self._mirrors_in_flight >= self.limits.max_mirrors_in_flight:
+            self.stats.bump("mirror_dropped")
+            return
+        copy = OutRequest(out.method, out.authority, out.path, list(out.headers))
+        self._mirrors_in_flight += 1
+        task = asyncio.get_running_loop().create_task(self._send_mirror(upstream, copy, body))
+        self._tasks.add(task)
+        task.add_done_callback(self._mirror_done)
+
+    def _mirror_done(self, task: asyncio.Task[None]) -> None:
+        self._mirrors_in_flight -= 1
+        self._tasks.discard(task)
+
+    async def _send_mirror(self, upstream: Upstream, out: OutRequest, body: Body) -> None:
+        endpoint = upstream.endpoint()
+        try:
+            response = await self.pool.send(
+                endpoint, out, body, self.limits.upstream_timeout, h2c=upstream.h2c
+            )
+            await _discard(response)
+            self.stats.bump("mirrored")
+        except (ProxyError, OSError) as exc:
+            self.stats.bump("mirror_failed")
+            log.debug("mirror to %s failed: %s", endpoint, exc)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def _lower(headers: gw.Headers) -> Headers:
+    return [(n.lower(), v) for n, v in headers]
+
+
+def _text(response: Response) -> str:
+    body = response.body
+    if isinstance(body, bytes):
+        return body.decode("utf-8", "replace").strip()
+    return f"HTTP {response.status}"
+
+
+async def _discard(response: Response) -> None:
+    body = response.body
+    if isinstance(body, BodyStream):
+        with contextlib.suppress(ProxyError):
+            while await body.read():
+                pass

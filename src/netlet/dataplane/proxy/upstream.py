@@ -1,0 +1,841 @@
+"""Backend connections: pooled HTTP/1.1 and h2c clients, and what their failures mean.
+
+`UpstreamPool.send` takes one request to one endpoint and returns the response
+head with a streaming body. HTTP/1.1 connections are kept alive and reused
+(LIFO, swept after `Limits.upstream_idle_timeout`); an h2c connection carries
+many streams at once. A request that fails on a reused connection before any
+response byte arrived is sent once more on a fresh one when its body can be
+replayed (the backend may have closed the idle connection as we wrote).
+
+Failures become `UpstreamError`s whose status comes from `ERROR_STATUS`:
+nothing accepting connections is 503 (the backend is unavailable), a
+connection that broke or a response that is not HTTP is 502, and a deadline is
+504 - the same mapping Envoy uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import deque
+from typing import cast
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import httptools
+
+from netlet.dataplane.proxy.deadlines import Deadlines
+from netlet.dataplane.proxy.limits import Limits
+from netlet.dataplane.proxy.observe import Stats
+from netlet.dataplane.proxy.streams import (
+    BodyStream,
+    Headers,
+    ProxyError,
+    Response,
+    Tunnel,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Failure(enum.StrEnum):
+    CONNECT_REFUSED = "connect-refused"
+    CONNECT_ERROR = "connect-error"
+    CONNECT_TIMEOUT = "connect-timeout"
+    RESET = "reset"
+    BAD_RESPONSE = "bad-response"
+    TIMEOUT = "timeout"
+    REFUSED_STREAM = "refused-stream"
+
+
+ERROR_STATUS: dict[Failure, int] = {
+    Failure.CONNECT_REFUSED: 503,
+    Failure.CONNECT_ERROR: 503,
+    Failure.CONNECT_TIMEOUT: 504,
+    Failure.RESET: 502,
+    Failure.BAD_RESPONSE: 502,
+    Failure.TIMEOUT: 504,
+    Failure.REFUSED_STREAM: 503,
+}
+
+
+class UpstreamError(ProxyError):
+    def __init__(self, failure: Failure, detail: str = "", *, fresh_retry: bool = False) -> None:
+        super().__init__(f"upstream {failure.value}: {detail}".rstrip(": "), ERROR_STATUS[failure])
+        self.failure = failure
+        # True when nothing reached the backend's application: safe to resend.
+        self.fresh_retry = fresh_retry
+
+
+class OutRequest:
+    """A request as it goes to a backend (after the route's filters)."""
+
+    __slots__ = ("authority", "content_length", "headers", "method", "path", "scheme")
+
+    def __init__(
+        self,
+        method: str,
+        authority: str,
+        path: str,
+        headers: Headers,
+        scheme: str = "http",
+        content_length: int | None = None,
+    ) -> None:
+        self.method = method
+        self.authority = authority
+        self.path = path
+        self.headers = headers
+        self.scheme = scheme
+        self.content_length = content_length
+
+
+Body = bytes | BodyStream | None
+
+# Methods whose requests mean something with an empty body (send Content-Length: 0).
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def h1_head(request: OutRequest, body: Body, upgrade: bool = False) -> tuple[bytes, bool]:
+    """The HTTP/1.1 request head, and whether the body goes chunked."""
+    lines = [f"{request.method} {request.path} HTTP/1.1\r\nhost: {request.authority}\r\n"]
+    lines.extend(f"{name}: {value}\r\n" for name, value in request.headers)
+    chunked = False
+    if isinstance(body, bytes):
+        if body or request.method in _BODY_METHODS:
+            lines.append(f"content-length: {len(body)}\r\n")
+    elif body is not None:
+        if request.content_length is not None:
+            lines.append(f"content-length: {request.content_length}\r\n")
+        else:
+            chunked = True
+            lines.append("transfer-encoding: chunked\r\n")
+    elif request.method in _BODY_METHODS:
+        lines.append("content-length: 0\r\n")
+    if upgrade:
+        lines.append("connection: upgrade\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1"), chunked
+
+
+class _H1Conn(asyncio.Protocol):
+    """One HTTP/1.1 connection to a backend; one request at a time."""
+
+    def __init__(self, pool: UpstreamPool, key: tuple[str, int]) -> None:
+        self.pool = pool
+        self.key = key
+        # Kept: asyncio.get_running_loop() costs a getpid() syscall on Python 3.11.
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[Response] | None = None
+        self.response: Response | None = None
+        self.body: BodyStream | None = None
+        self.headers: Headers = []
+        self.trailers: Headers | None = None
+        self.head_only = False
+        self.informational = False
+        self.closed = False
+        self.reused = False
+        self.got_bytes = False
+        self.request_sent = True
+        self.idle_since = 0.0
+        self.upgrade = False
+        self.leftover = b""
+        self.write_paused = False
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.close_delimited = False
+
+    # Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            self.leftover = data[offset:]
+            if self.transport is not None:
+                self.transport.pause_reading()
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamError(Failure.BAD_RESPONSE, str(exc)))
+            self.abort()
+
+    def eof_received(self) -> bool | None:
+        if self.close_delimited and self.body is not None:
+            self.body.end(self.trailers)
+            self.body = None
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.close_delimited and self.body is not None:
+            self.body.end(self.trailers)
+            self.body = None
+        fresh = self.reused and not self.got_bytes
+        self._fail(UpstreamError(Failure.RESET, "connection closed by backend", fresh_retry=fresh))
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionResetError("backend closed"))
+        self.pool._forget(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, exc: UpstreamError) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        elif self.body is not None:
+            self.body.fail(exc)
+            self.body = None
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def timed_out(self) -> None:
+        """The response head did not come in time (Deadlines callback)."""
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(UpstreamError(Failure.TIMEOUT, "no response head in time"))
+        self.abort()
+
+    # Parser callbacks ----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.headers = []
+        self.trailers = None
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        entry = (name.decode("latin-1").lower(), value.decode("latin-1"))
+        if self.response is not None:
+            if self.trailers is None:
+                self.trailers = []
+            self.trailers.append(entry)
+        else:
+            self.headers.append(entry)
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self.informational = True
+            return
+        content_length = None
+        chunked = False
+        for name, value in self.headers:
+            if name == "content-length":
+                content_length = int(value)
+            elif name == "transfer-encoding":
+                chunked = True
+        transport = self.transport
+        assert transport is not None
+        no_body = self.head_only or status in (204, 304) or status == 101
+        if no_body:
+            body = BodyStream()
+            body.end()
+        else:
+            body = BodyStream(
+                pause=transport.pause_reading,
+                resume=transport.resume_reading,
+                high_water=self.pool.limits.body_high_water,
+            )
+            self.body = body
+            self.close_delimited = content_length is None and not chunked
+        # A HEAD response keeps the length a GET would have had (RFC 9110 9.3.2).
+        response = Response(
+            status,
+            self.headers,
+            body,
+            content_length=None if status in (101, 204, 304) else content_length,
+        )
+        self.response = response
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+        if self.head_only:
+            # llhttp would wait for a body a HEAD response never has: do not reuse.
+            self.closed = True
+            transport.close()
+
+    def on_body(self, data: bytes) -> None:
+        if self.body is not None:
+            self.body.feed(data)
+
+    def on_message_complete(self) -> None:
+        if self.informational:
+            self.informational = False
+            return
+        if self.body is not None:
+            self.body.end(self.trailers)
+            self.body = None
+        keep = self.parser.should_keep_alive() and self.request_sent and not self.closed
+        self.response = None
+        self.waiter = None
+        if self.upgrade:
+            return
+        if keep:
+            self.pool._release(self)
+        else:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    # Sending -------------------------------------------------------------------------
+
+    async def drain(self) -> None:
+        if not self.write_paused:
+            return
+        self.drain_waiter = waiter = self.loop.create_future()
+        try:
+            await waiter
+        finally:
+            self.drain_waiter = None
+
+    def begin(self, head_only: bool) -> asyncio.Future[Response]:
+        self.head_only = head_only
+        self.got_bytes = False
+        self.response = None
+        self.body = None
+        self.close_delimited = False
+        self.waiter = waiter = self.loop.create_future()
+        return waiter
+
+
+class UpstreamPool:
+    """Connections to every backend endpoint this process talks to."""
+
+    def __init__(self, limits: Limits | None = None, stats: Stats | None = None) -> None:
+        self.limits = limits or Limits()
+        self.stats = stats or Stats()
+        self._idle: dict[tuple[str, int], deque[_H1Conn]] = {}
+        self._h2: dict[tuple[str, int], list[_H2Conn]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._closed = False
+        self.deadlines = Deadlines()
+
+    # HTTP/1.1 ------------------------------------------------------------------------
+
+    async def _connect_h1(self, key: tuple[str, int]) -> _H1Conn:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.limits.connect_timeout):
+                _, proto = await loop.create_connection(lambda: _H1Conn(self, key), *key)
+        except TimeoutError:
+            raise UpstreamError(Failure.CONNECT_TIMEOUT, f"{key[0]}:{key[1]}") from None
+        except ConnectionRefusedError:
+            raise UpstreamError(Failure.CONNECT_REFUSED, f"{key[0]}:{key[1]}") from None
+        except OSError as exc:
+            raise UpstreamError(Failure.CONNECT_ERROR, f"{key[0]}:{key[1]}: {exc}") from None
+        self.stats.bump("upstream_connections")
+        return proto
+
+    def _acquire_idle(self, key: tuple[str, int]) -> _H1Conn | None:
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
+                conn.reused = True
+                return conn
+        return None
+
+    def _release(self, conn: _H1Conn) -> None:
+        if self._closed:
+            conn.abort()
+            return
+        idle = self._idle.setdefault(conn.key, deque())
+        if len(idle) >= self.limits.max_idle_per_backend:
+            conn.closed = True
+            if conn.transport is not None:
+                conn.transport.close()
+            return
+        conn.idle_since = time.monotonic()
+        idle.append(conn)
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().call_later(
+                self.limits.upstream_idle_timeout / 2, self._sweep
+            )
+
+    def _forget(self, conn: _H1Conn) -> None:
+        idle = self._idle.get(conn.key)
+        if idle and conn in idle:
+            idle.remove(conn)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        deadline = time.monotonic() - self.limits.upstream_idle_timeout
+        remaining = 0
+        for idle in self._idle.values():
+            while idle and idle[0].idle_since < deadline:
+                conn = idle.popleft()
+                conn.closed = True
+                if conn.transport is not None:
+                    conn.transport.close()
+            remaining += len(idle)
+        if remaining and not self._closed:
+            self._sweeper = asyncio.get_running_loop().call_later(
+                self.limits.upstream_idle_timeout / 2, self._sweep
+            )
+
+    async def send(
+        self,
+        endpoint: tuple[str, int],
+        request: OutRequest,
+        body: Body,
+        timeout: float | None,
+        *,
+        h2c: bool = False,
+    ) -> Response:
+        """Send one request; the response head, its body still streaming."""
+        if h2c:
+            return await self._send_h2(endpoint, request, body, timeout)
+        conn = self._acquire_idle(endpoint)
+        if conn is not None and body is None:
+            # Fast path: a pooled connection and no body (most requests).
+            head, _ = h1_head(request, None)
+            waiter = conn.begin(request.method == "HEAD")
+            conn.request_sent = True
+            conn.transport.write(head)  # type: ignore[union-attr]
+            if timeout is not None:
+                self.deadlines.set(conn, timeout, conn.timed_out)
+            try:
+                return await waiter
+            except UpstreamError as exc:
+                if not exc.fresh_retry:
+                    raise
+                self.stats.bump("upstream_stale_retry")
+                return await self._send_h1(None, endpoint, request, body, timeout)
+            except BaseException:
+                conn.abort()
+                raise
+            finally:
+                if timeout is not None:
+                    self.deadlines.clear(conn)
+        replayable = not isinstance(body, BodyStream)
+        try:
+            return await self._send_h1(conn, endpoint, request, body, timeout)
+        except UpstreamError as exc:
+            if exc.fresh_retry and replayable:
+                self.stats.bump("upstream_stale_retry")
+                return await self._send_h1(None, endpoint, request, body, timeout)
+            raise
+
+    async def _send_h1(
+        self,
+        conn: _H1Conn | None,
+        endpoint: tuple[str, int],
+        request: OutRequest,
+        body: Body,
+        timeout: float | None,
+    ) -> Response:
+        if conn is None:
+            conn = await self._connect_h1(endpoint)
+        head, chunked = h1_head(request, body)
+        waiter = conn.begin(request.method == "HEAD")
+        transport = conn.transport
+        assert transport is not None
+        pump: asyncio.Task[None] | None = None
+        if isinstance(body, bytes) or body is None:
+            transport.write(head + body if body else head)
+            conn.request_sent = True
+        else:
+            conn.request_sent = False
+            transport.write(head)
+            pump = conn.loop.create_task(_pump_h1(conn, body, chunked))
+        if timeout is not None:
+            self.deadlines.set(conn, timeout, conn.timed_out)
+        try:
+            return await waiter
+        except BaseException:
+            if pump is not None:
+                pump.cancel()
+            conn.abort()
+            raise
+        finally:
+            if timeout is not None:
+                self.deadlines.clear(conn)
+
+    async def upgrade(
+        self, endpoint: tuple[str, int], request: OutRequest, timeout: float | None
+    ) -> Response:
+        """Send an Upgrade request on a connection of its own; a 101 comes back with
+        the raw connection in `Response.tunnel`, anything else as a normal response."""
+        conn = await self._connect_h1(endpoint)
+        conn.upgrade = True
+        head, _ = h1_head(request, None, upgrade=True)
+        waiter = conn.begin(False)
+        assert conn.transport is not None
+        conn.transport.write(head)
+        try:
+            async with asyncio.timeout(timeout or self.limits.upstream_timeout):
+                response = await waiter
+        except TimeoutError:
+            conn.abort()
+            raise UpstreamError(Failure.TIMEOUT, "no response to the upgrade") from None
+        except BaseException:
+            conn.abort()
+            raise
+        if response.status == 101:
+            # The parser stopped at the head; what followed is the new protocol's.
+            await asyncio.sleep(0)
+            response.tunnel = Tunnel(conn.transport, conn.leftover)
+        return response
+
+    # h2c -------------------------------------------------------------------------------
+
+    async def _h2_conn(self, key: tuple[str, int]) -> _H2Conn:
+        for conn in self._h2.get(key, ()):
+            if conn.usable and conn.has_capacity:
+                return conn
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.limits.connect_timeout):
+                _, conn = await loop.create_connection(lambda: _H2Conn(self, key), *key)
+        except TimeoutError:
+            raise UpstreamError(Failure.CONNECT_TIMEOUT, f"{key[0]}:{key[1]}") from None
+        except ConnectionRefusedError:
+            raise UpstreamError(Failure.CONNECT_REFUSED, f"{key[0]}:{key[1]}") from None
+        except OSError as exc:
+            raise UpstreamError(Failure.CONNECT_ERROR, f"{key[0]}:{key[1]}: {exc}") from None
+        self.stats.bump("upstream_connections")
+        self._h2.setdefault(key, []).append(conn)
+        return conn
+
+    async def _send_h2(
+        self, endpoint: tuple[str, int], request: OutRequest, body: Body, timeout: float | None
+    ) -> Response:
+        conn = await self._h2_conn(endpoint)
+        try:
+            return await conn.request(request, body, timeout)
+        except UpstreamError as exc:
+            if exc.fresh_retry and not isinstance(body, BodyStream):
+                self.stats.bump("upstream_stale_retry")
+                conn = await self._h2_conn(endpoint)
+                return await conn.request(request, body, timeout)
+            raise
+
+    def _forget_h2(self, conn: _H2Conn) -> None:
+        conns = self._h2.get(conn.key)
+        if conns and conn in conns:
+            conns.remove(conn)
+
+    def close(self) -> None:
+        self._closed = True
+        self.deadlines.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.abort()
+        self._idle.clear()
+        for conns in self._h2.values():
+            for h2conn in conns:
+                h2conn.close()
+        self._h2.clear()
+
+
+async def _pump_h1(conn: _H1Conn, body: BodyStream, chunked: bool) -> None:
+    transport = conn.transport
+    assert transport is not None
+    try:
+        while True:
+            chunk = await body.read()
+            if not chunk:
+                break
+            transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            await conn.drain()
+        if chunked:
+            trailers = body.trailers or []
+            tail = "".join(f"{n}: {v}\r\n" for n, v in trailers).encode("latin-1")
+            transport.write(b"0\r\n" + tail + b"\r\n")
+        conn.request_sent = True
+    except ProxyError as exc:
+        # The client's body broke (timeout, reset): the exchange cannot complete.
+        waiter = conn.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        conn.abort()
+    except (ConnectionError, asyncio.CancelledError):
+        conn.abort()
+
+
+class _H2Stream:
+    __slots__ = ("body", "waiter", "window_waiter")
+
+    def __init__(self, waiter: asyncio.Future[Response]) -> None:
+        self.waiter = waiter
+        self.body: BodyStream | None = None
+        self.window_waiter: asyncio.Future[None] | None = None
+
+
+class _H2Conn(asyncio.Protocol):
+    """An h2c connection to a backend (prior knowledge), multiplexing requests."""
+
+    def __init__(self, pool: UpstreamPool, key: tuple[str, int]) -> None:
+        self.pool = pool
+        self.key = key
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        self.h2 = h2.connection.H2Connection(config=config)
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.streams: dict[int, _H2Stream] = {}
+        self.usable = True
+        self.write_paused = False
+        self.drain_waiters: list[asyncio.Future[None]] = []
+
+    @property
+    def has_capacity(self) -> bool:
+        limit = self.h2.remote_settings.max_concurrent_streams
+        return self.h2.open_outbound_streams < min(limit, 1000)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
+        self.h2.local_settings = h2.settings.Settings(
+            client=True,
+            initial_values={
+                h2.settings.SettingCodes.ENABLE_PUSH: 0,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 256 * 1024,
+            },
+        )
+        self.h2.initiate_connection()
+        self.h2.increment_flow_control_window(4 * 1024 * 1024 - 65535)
+        self._flush()
+
+    def _flush(self) -> None:
+        data = self.h2.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self) -> None:
+        self.usable = False
+        if self.transport is not None and not self.transport.is_closing():
+            try:
+                self.h2.close_connection()
+                self._flush()
+            except h2.exceptions.ProtocolError:
+                pass
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.usable = False
+        self.pool._forget_h2(self)
+        for stream in self.streams.values():
+            self._fail(stream, UpstreamError(Failure.RESET, "h2 connection closed"))
+        self.streams.clear()
+        for waiter in self.drain_waiters:
+            if not waiter.done():
+                waiter.set_exception(ConnectionResetError("backend closed"))
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiters, self.drain_waiters = self.drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _fail(self, stream: _H2Stream, exc: UpstreamError) -> None:
+        if not stream.waiter.done():
+            stream.waiter.set_exception(exc)
+        elif stream.body is not None:
+            stream.body.fail(exc)
+        if stream.window_waiter is not None and not stream.window_waiter.done():
+            stream.window_waiter.set_exception(exc)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self.usable = False
+            for stream in self.streams.values():
+                self._fail(stream, UpstreamError(Failure.BAD_RESPONSE, str(exc)))
+            self._flush()
+            if self.transport is not None:
+                self.transport.close()
+            return
+        for event in events:
+            self._dispatch(event)
+        self._flush()
+
+    def _dispatch(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.ResponseReceived):
+            stream = self.streams.get(event.stream_id)
+            if stream is None:
+                return
+            headers = []
+            status = 0
+            content_length = None
+            assert event.headers is not None
+            for raw_name, raw_value in event.headers:
+                name = raw_name.decode("latin-1")
+                value = raw_value.decode("latin-1")
+                if name == ":status":
+                    status = int(value)
+                elif name[0] != ":":
+                    headers.append((name, value))
+                    if name == "content-length":
+                        content_length = int(value)
+            sid = event.stream_id
+            body = BodyStream(consumed=lambda n: self._ack(sid, n))
+            stream.body = body
+            if event.stream_ended is not None:
+                body.end()
+            if not stream.waiter.done():
+                stream.waiter.set_result(Response(status, headers, body, content_length))
+        elif isinstance(event, h2.events.DataReceived):
+            stream = self.streams.get(event.stream_id)
+            pad = event.flow_controlled_length - len(event.data)
+            if pad:
+                self.h2.acknowledge_received_data(pad, event.stream_id)
+            if stream is not None and stream.body is not None:
+                stream.body.feed(event.data)
+            else:
+                self.h2.acknowledge_received_data(len(event.data), event.stream_id)
+        elif isinstance(event, h2.events.TrailersReceived):
+            stream = self.streams.get(event.stream_id)
+            if stream is not None and stream.body is not None:
+                assert event.headers is not None
+                stream.body.trailers = [
+                    (n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers
+                ]
+        elif isinstance(event, h2.events.StreamEnded):
+            stream = self.streams.pop(event.stream_id, None)
+            if stream is not None and stream.body is not None:
+                stream.body.end()
+        elif isinstance(event, h2.events.StreamReset):
+            stream = self.streams.pop(event.stream_id, None)
+            if stream is not None:
+                refused = event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
+                self._fail(
+                    stream,
+                    UpstreamError(
+                        Failure.REFUSED_STREAM if refused else Failure.RESET,
+                        f"stream reset ({event.error_code!s})",
+                        fresh_retry=refused,
+                    ),
+                )
+        elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+            for stream in self.streams.values():
+                waiter = stream.window_waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self.usable = False
+            last = event.last_stream_id or 0
+            for sid, stream in list(self.streams.items()):
+                if sid > last:
+                    # Never processed by the backend (GOAWAY): safe to resend.
+                    del self.streams[sid]
+                    self._fail(stream, UpstreamError(Failure.RESET, "GOAWAY", fresh_retry=True))
+
+    def _ack(self, stream_id: int, n: int) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.h2.acknowledge_received_data(n, stream_id)
+        self._flush()
+
+    async def request(self, request: OutRequest, body: Body, timeout: float | None) -> Response:
+        if not self.usable:
+            raise UpstreamError(Failure.RESET, "h2 connection going away", fresh_retry=True)
+        loop = self.loop
+        sid = self.h2.get_next_available_stream_id()
+        headers = [
+            (b":method", request.method.encode("latin-1")),
+            (b":scheme", request.scheme.encode("latin-1")),
+            (b":authority", request.authority.encode("latin-1")),
+            (b":path", request.path.encode("latin-1")),
+        ]
+        headers.extend((n.encode("latin-1"), v.encode("latin-1")) for n, v in request.headers)
+        empty = body is None or body == b""
+        waiter: asyncio.Future[Response] = loop.create_future()
+        stream = _H2Stream(waiter)
+        self.streams[sid] = stream
+        self.h2.send_headers(sid, headers, end_stream=empty)
+        self._flush()
+        pump = None
+        if not empty:
+            assert body is not None
+            pump = loop.create_task(self._pump(sid, stream, body))
+        try:
+            if timeout is None:
+                return await waiter
+            async with asyncio.timeout(timeout):
+                return await waiter
+        except TimeoutError:
+            self._reset(sid)
+            raise UpstreamError(Failure.TIMEOUT, "no response head in time") from None
+        except BaseException:
+            if pump is not None:
+                pump.cancel()
+            self._reset(sid)
+            raise
+
+    def _reset(self, sid: int) -> None:
+        self.streams.pop(sid, None)
+        try:
+            self.h2.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+            self._flush()
+        except h2.exceptions.ProtocolError:
+            pass
+
+    async def _pump(self, sid: int, stream: _H2Stream, body: bytes | BodyStream) -> None:
+        try:
+            if isinstance(body, bytes):
+                await self._send_data(sid, stream, body, end=True)
+                return
+            while True:
+                chunk = await body.read()
+                if not chunk:
+                    break
+                await self._send_data(sid, stream, chunk, end=False)
+            if body.trailers:
+                trailers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in body.trailers]
+                self.h2.send_headers(sid, trailers, end_stream=True)
+            else:
+                self.h2.end_stream(sid)
+            self._flush()
+        except ProxyError as exc:
+            if not stream.waiter.done():
+                stream.waiter.set_exception(exc)
+            self._reset(sid)
+        except (ConnectionError, h2.exceptions.ProtocolError, asyncio.CancelledError):
+            self._reset(sid)
+
+    async def _send_data(self, sid: int, stream: _H2Stream, data: bytes, end: bool) -> None:
+        view = memoryview(data)
+        while True:
+            window = min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size)
+            if window <= 0:
+                stream.window_waiter = self.loop.create_future()
+                try:
+                    await stream.window_waiter
+                finally:
+                    stream.window_waiter = None
+                continue
+            piece, view = view[:window], view[window:]
+            last = not view
+            self.h2.send_data(sid, piece.tobytes(), end_stream=end and last)
+            self._flush()
+            if self.write_paused:
+                waiter = self.loop.create_future()
+                self.drain_waiters.append(waiter)
+                await waiter
+            if last:
+                return

@@ -69,18 +69,16 @@ from netlet.resources.networking import (
 )
 from netlet.resources.policy_api import (
     AdminNetworkPolicy,
-    ANPEgressPeer,
     ANPEgressRule,
-    ANPIngressPeer,
     ANPIngressRule,
     ANPPort,
     BANPEgressRule,
     BANPIngressRule,
     BaselineAdminNetworkPolicy,
     ClusterNetworkPolicy,
-    CNPEgressPeer,
-    CNPIngressPeer,
     CNPProtocol,
+    EgressPeer,
+    IngressPeer,
     NamespacedPod,
     Subject,
 )
@@ -96,7 +94,7 @@ ACTIONS = {
 ALL_PORTS = (1, 65535)
 _TERMINATED = ("Succeeded", "Failed")
 
-AnyPeer = CNPIngressPeer | CNPEgressPeer | ANPIngressPeer | ANPEgressPeer
+AnyPeer = IngressPeer | EgressPeer
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,7 +378,7 @@ def _admin_peer(b: _Builder, peer: AnyPeer, path: str) -> Peer | None:
     if pods is not None:
         group = b.pod_group(None, _selector(pods.namespace_selector), _selector(pods.pod_selector))
         return Peer(PeerKind.PODS, group=group, field=path)
-    if isinstance(peer, CNPEgressPeer | ANPEgressPeer):
+    if isinstance(peer, EgressPeer):
         if peer.nodes is not None:
             return Peer(PeerKind.NODES, group=b.node_group(_selector(peer.nodes)), field=path)
         if peer.networks is not None:

@@ -127,7 +127,9 @@ class CNPProtocol(Model):
         return self
 
 
-class CNPIngressPeer(Model):
+class IngressPeer(Model):
+    """An ingress peer of ClusterNetworkPolicy and of AdminNetworkPolicy/BANP (same shape)."""
+
     namespaces: LabelSelector | None = None
     pods: NamespacedPod | None = None
 
@@ -136,7 +138,7 @@ class CNPIngressPeer(Model):
     # no fields are set ... it should fail closed").
 
     @model_validator(mode="after")
-    def _one(self) -> CNPIngressPeer:
+    def _one(self) -> IngressPeer:
         _at_most_one(self)
         return self
 
@@ -145,7 +147,9 @@ class CNPIngressPeer(Model):
         return self.namespaces is None and self.pods is None
 
 
-class CNPEgressPeer(Model):
+class EgressPeer(Model):
+    """An egress peer of ClusterNetworkPolicy and of AdminNetworkPolicy/BANP (same shape)."""
+
     namespaces: LabelSelector | None = None
     pods: NamespacedPod | None = None
     nodes: LabelSelector | None = None
@@ -171,13 +175,20 @@ class CNPEgressPeer(Model):
         return value
 
     @model_validator(mode="after")
-    def _one(self) -> CNPEgressPeer:
+    def _one(self) -> EgressPeer:
         _at_most_one(self)
         return self
 
     @property
     def is_empty(self) -> bool:
         return all(getattr(self, name) is None for name in type(self).model_fields)
+
+
+# The v1alpha1 and v1alpha2 peers are the same schema; the names stay for readers of either.
+CNPIngressPeer = IngressPeer
+ANPIngressPeer = IngressPeer
+CNPEgressPeer = EgressPeer
+ANPEgressPeer = EgressPeer
 
 
 CNPAction = Literal["Accept", "Deny", "Pass"]
@@ -260,51 +271,6 @@ class ANPPort(Model):
     def _one(self) -> ANPPort:
         _exactly_one(self)
         return self
-
-
-class ANPIngressPeer(Model):
-    namespaces: LabelSelector | None = None
-    pods: NamespacedPod | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> ANPIngressPeer:
-        _at_most_one(self)  # no field: fail closed, as for CNP peers
-        return self
-
-    @property
-    def is_empty(self) -> bool:
-        return self.namespaces is None and self.pods is None
-
-
-class ANPEgressPeer(Model):
-    namespaces: LabelSelector | None = None
-    pods: NamespacedPod | None = None
-    nodes: LabelSelector | None = None
-    networks: tuple[str, ...] | None = Field(default=None, min_length=1, max_length=25)
-    domain_names: tuple[str, ...] | None = Field(default=None, min_length=1, max_length=25)
-
-    @field_validator("networks")
-    @classmethod
-    def _networks(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        for item in value or ():
-            _cidr(item)
-        return value
-
-    @field_validator("domain_names")
-    @classmethod
-    def _domains(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        for item in value or ():
-            _domain(item)
-        return value
-
-    @model_validator(mode="after")
-    def _one(self) -> ANPEgressPeer:
-        _at_most_one(self)  # no field: fail closed, as for CNP peers
-        return self
-
-    @property
-    def is_empty(self) -> bool:
-        return all(getattr(self, name) is None for name in type(self).model_fields)
 
 
 def _named_port_with_special_peer(

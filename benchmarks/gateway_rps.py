@@ -8,7 +8,13 @@ latency and the netlet/nginx ratio, with 1 worker process each and with 2
 (netlet: `--workers 2`, SO_REUSEPORT; nginx: `worker_processes 2`).
 
     .venv/bin/python benchmarks/gateway_rps.py [--duration 10] [--connections 50]
-        [--workers 1,2] [--profile]
+        [--workers 1,2] [--vary [header|path]] [--profile]
+
+`--vary header` (or just `--vary`) gives every request a different X-Request-Id,
+a header no route matches on: the proxy's decision memo (keyed on what routing
+reads) still applies. `--vary path` gives every request a different path
+(`/item/N`, all routed by the same rule): no two requests have the same routing
+inputs, so the gateway brain's `match_http` runs for every request.
 
 `--profile` samples the netlet worker with py-spy during one extra 1-worker run
 and prints where the time goes (own time by function, and by module).
@@ -175,15 +181,23 @@ def _ms(text: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-# With --vary every request carries a different header: no two requests are the
-# same, so netlet's memo of the brain's (pure) decisions never hits.
-VARY_SCRIPT = """\
+# wrk scripts for --vary: a new X-Request-Id per request, or a new path.
+VARY_SCRIPTS = {
+    "header": """\
 counter = 0
 request = function()
   counter = counter + 1
   return wrk.format(nil, nil, {["Host"] = "bench.example.com", ["X-Request-Id"] = tostring(counter)})
 end
-"""
+""",
+    "path": """\
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/item/" .. tostring(counter), {["Host"] = "bench.example.com"})
+end
+""",
+}
 SCRIPT: list[str] = []
 
 
@@ -360,7 +374,11 @@ def main() -> int:
         "--profile", action="store_true", help="py-spy profile of netlet (1 worker)"
     )
     parser.add_argument(
-        "--vary", action="store_true", help="a different X-Request-Id on every request"
+        "--vary",
+        nargs="?",
+        const="header",
+        choices=sorted(VARY_SCRIPTS),
+        help="a different X-Request-Id (header) or path (path) on every request",
     )
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
@@ -373,7 +391,7 @@ def main() -> int:
         workdir = Path(tmp)
         os.chmod(workdir, 0o755)  # nginx workers (nobody) read their config dir
         if args.vary:
-            (workdir / "vary.lua").write_text(VARY_SCRIPT)
+            (workdir / "vary.lua").write_text(VARY_SCRIPTS[args.vary])
             SCRIPT[:] = ["-s", str(workdir / "vary.lua")]
         backend = free_port()
         with nginx(workdir, "backend", 1, BACKEND.format(port=backend)):
@@ -405,7 +423,7 @@ def main() -> int:
     print(
         f"\ngateway proxy, GET / through one HTTPRoute to one backend; wrk -t{args.threads} "
         f"-c{args.connections} -d{args.duration}s x {args.rounds} interleaved rounds (median); "
-        f"{'every request different; ' if args.vary else ''}"
+        f"{f'a different {args.vary} on every request; ' if args.vary else ''}"
         f"{os.cpu_count()} cores shared by wrk, proxy and backend"
     )
     print(

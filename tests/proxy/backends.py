@@ -6,7 +6,8 @@
   what the backend got and what the client got. Paths drive behaviour:
   /status/NNN answers NNN, /sleep/MS waits first, /close drops the connection
   without answering, /stream/N sends N chunks, /grpc-trailers answers like gRPC
-  (h2 trailers).
+  (h2 trailers). With `ssl` it serves TLS and records each session's ALPN
+  protocol and client certificate (`tls_sessions`).
 - `LoopThread`: an event loop in a thread, so tests use ordinary blocking clients
   (httpx, grpcio, sockets) against servers running on it.
 """
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -90,9 +92,13 @@ class EchoBackend:
         self.connections = 0
         self.server: asyncio.Server | None = None
         self.port = 0
+        # (ALPN protocol, client certificate as ssl.getpeercert() gives it) per session.
+        self.tls_sessions: list[tuple[str | None, dict[str, Any] | None]] = []
 
-    async def start(self, port: int = 0, host: str = "127.0.0.1") -> EchoBackend:
-        self.server = await asyncio.start_server(self._conn, host, port)
+    async def start(
+        self, port: int = 0, host: str = "127.0.0.1", ssl: ssl.SSLContext | None = None
+    ) -> EchoBackend:
+        self.server = await asyncio.start_server(self._conn, host, port, ssl=ssl)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -127,6 +133,11 @@ class EchoBackend:
 
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        ssl_object = writer.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.tls_sessions.append(
+                (ssl_object.selected_alpn_protocol(), writer.get_extra_info("peercert"))
+            )
         try:
             first = await reader.read(65536)
             if first.startswith(H2_PREFACE[: len(first)]) and first[:3] == b"PRI":

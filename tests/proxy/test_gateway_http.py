@@ -637,29 +637,3 @@ def test_head_requests_get_headers_without_a_body(serve, backends):
     assert head.startswith(b"HTTP/1.1 200")
     assert b"content-length" in head.lower()
     assert rest.startswith(b"HTTP/1.1 200"), "HEAD must not be followed by a body"
-
-
-def test_a_backend_with_a_backend_tls_policy_is_refused_rather_than_sent_in_clear(serve, backends):
-    # BackendTLSPolicy (apis/v1 backendtlspolicy_types.go) asks for TLS to the
-    # backend; the proxy does not originate TLS yet, so it must not send plaintext.
-    port = free_port()
-    serve(
-        manifests(
-            http_gateway(port),
-            service("svc-a", [backends["a"].port]),
-            route("  - backendRefs: [{name: svc-a, port: 80}]\n"),
-            """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: BackendTLSPolicy
-metadata: {name: tls-a, namespace: default}
-spec:
-  targetRefs: [{group: "", kind: Service, name: svc-a}]
-  validation: {wellKnownCACertificates: System, hostname: a.internal}
-""",
-        )
-    )
-    with client("HTTP/1.1") as c:
-        response = c.get(f"http://127.0.0.1:{port}/")
-    assert response.status_code == 503
-    assert "BackendTLSPolicy default/tls-a" in response.text
-    assert not backends["a"].requests

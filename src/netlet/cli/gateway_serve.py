@@ -5,6 +5,12 @@ Port mapping without root: listener ports below 1024 cannot be bound, so with
 0 as root): a Gateway's HTTP listener on 80 is served on 127.0.0.1:8080, HTTPS 443
 on 8443. Routing still sees the listener's own port (redirects, Host matching).
 The map is printed at start and served on the admin endpoint's /config.
+
+Backends: with a loopback `--bind-override` on the machine's own network only
+loopback endpoints are used (anything else would leave through the machine's
+network) unless `--allow-external-backends`; with `--netns` the namespace's own
+routes are the limit, so pod IPs are used (the node lab runs each Gateway's proxy
+that way, see netlet.dataplane.lab.gateways).
 """
 
 from __future__ import annotations

@@ -141,9 +141,15 @@ def up(
         except (LabError, LabNameError) as exc:
             raise _lab_failure(exc) from None
     status = running.status()
+    for warning in status.gateway_warnings:
+        err.print(f"[yellow]warning[/]: {_escape(warning)}")
+    gateways = "".join(
+        f", Gateway {g.gateway} at {', '.join(a.split('/')[0] for a in g.addresses)}"
+        for g in status.gateways
+    )
     stdout_console().print(
         f"lab {lab} is up: {len(status.nodes)} node(s), {len(status.pods)} pod(s), "
-        f"external client {', '.join(status.external)}"
+        f"external client {', '.join(status.external)}{gateways}"
     )
 
 
@@ -205,10 +211,31 @@ def _print_status(current: LabStatus, *, wide: bool) -> None:
             row += [str(p.pid or ""), p.netns, "; ".join(n for n in notes if n)]
         rows.append(row)
     print_table(out, headers, rows)
+    if current.gateways:
+        print_table(
+            out,
+            ("GATEWAY", "ADDRESSES", "LISTENERS", "PROXY", "RESTARTS", "LAST EXIT", "NETNS"),
+            [
+                (
+                    g.gateway,
+                    ",".join(g.addresses),
+                    ",".join(x.split(" ", 1)[0] for x in g.listeners),
+                    g.proxy if g.netns_present else "netns missing",
+                    str(g.restarts),
+                    g.last_exit or "",
+                    g.netns,
+                )
+                for g in current.gateways
+            ],
+        )
+    for warning in current.gateway_warnings:
+        out.print(f"warning: {warning}", markup=False, highlight=False)
 
 
 def exec_(
-    target: Annotated[str, typer.Argument(help="NAMESPACE/POD, node/NAME or external.")],
+    target: Annotated[
+        str, typer.Argument(help="NAMESPACE/POD, node/NAME, gateway/NS/NAME or external.")
+    ],
     command: Annotated[list[str], typer.Argument(help="The command, after --.")],
     lab: LabOption = DEFAULT_LAB,
 ) -> None:

@@ -29,6 +29,7 @@ from netlet.gateway.hostnames import split_host_port
 from netlet.gateway.table import (
     Cors,
     Filter,
+    FilterEffects,
     HeaderOps,
     Headers,
     Mirror,
@@ -36,6 +37,7 @@ from netlet.gateway.table import (
     Redirect,
     Request,
     Rewrite,
+    filter_effects,
 )
 
 WELL_KNOWN_PORTS = {"http": 80, "https": 443}
@@ -114,20 +116,21 @@ def apply_request_filters(
     filters: tuple[Filter, ...],
     matched_prefix: str | None,
     listener_port: int,
+    effects: FilterEffects | None = None,
 ) -> FilterOutcome:
-    """Run filters in order. A redirect ends processing: the client gets the Location."""
-    mirrors: list[Mirror] = []
-    response_ops: list[HeaderOps] = []
-    cors: Cors | None = None
+    """Run filters in order. A redirect ends processing: the client gets the Location.
+    `effects` is `filter_effects(filters)` when the caller has it already."""
+    if effects is None:
+        effects = filter_effects(filters)
     for item in filters:
         if isinstance(item, HeaderOps):
             if item.kind == "RequestHeaderModifier":
                 request = replace(request, headers=apply_header_ops(request.headers, item))
-            else:
-                response_ops.append(item)
         elif isinstance(item, Redirect):
             location = redirect_location(request, item, matched_prefix, listener_port)
-            return FilterOutcome(request, item, location, tuple(mirrors), tuple(response_ops), cors)
+            return FilterOutcome(
+                request, item, location, effects.mirrors, effects.response_ops, effects.cors
+            )
         elif isinstance(item, Rewrite):
             if item.path is not None:
                 request = replace(
@@ -135,11 +138,7 @@ def apply_request_filters(
                 )
             if item.hostname is not None:
                 request = replace(request, host=item.hostname)
-        elif isinstance(item, Mirror):
-            mirrors.append(item)
-        elif isinstance(item, Cors):
-            cors = item
-    return FilterOutcome(request, None, None, tuple(mirrors), tuple(response_ops), cors)
+    return FilterOutcome(request, None, None, effects.mirrors, effects.response_ops, effects.cors)
 
 
 def apply_response_ops(headers: Headers, ops: tuple[HeaderOps, ...]) -> Headers:

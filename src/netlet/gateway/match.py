@@ -21,7 +21,6 @@ The functions never mutate the tables and never do I/O.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, replace
 
 from netlet.gateway.filters import (
@@ -31,6 +30,7 @@ from netlet.gateway.filters import (
 )
 from netlet.gateway.hostnames import host_matches, normalize_host, wildcard_candidates
 from netlet.gateway.table import (
+    Action,
     Cors,
     GatewayProgram,
     GRPCEntry,
@@ -38,7 +38,6 @@ from netlet.gateway.table import (
     HeaderOps,
     Headers,
     HTTPEntry,
-    HTTPRule,
     HTTPTable,
     L4Rule,
     ListenerInfo,
@@ -47,36 +46,88 @@ from netlet.gateway.table import (
     Mirror,
     Request,
     Retry,
+    RuleAction,
     Timeouts,
     WeightedBackend,
 )
 
-
-class Action(enum.StrEnum):
-    FORWARD = "forward"  # send `request` to one of `backends`
-    REDIRECT = "redirect"  # answer `status` with Location `location`
-    RESPOND = "respond"  # answer `status` (404, 421, 500, CORS preflight 200)
+__all__ = [
+    "Action",
+    "HTTPDecision",
+    "L4Decision",
+    "backend_request",
+    "find_grpc_entry",
+    "find_http_entry",
+    "match_http",
+    "match_listener",
+    "match_mesh",
+    "match_tcp",
+    "match_tls",
+    "match_udp",
+    "pick_backend",
+    "routing_headers",
+    "select_listener",
+    "select_tls_listener",
+    "should_mirror",
+    "with_host",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class HTTPDecision:
-    action: Action
-    status: int  # 0 for FORWARD (the backend answers)
-    reason: str
+    """The answer for one request: what the matched rule does (`outcome`, shared by
+    every request that rule matches, reason text included) and what depends on this
+    request (the request after the rule's filters, a redirect's Location, CORS
+    preflight headers). The rule's fields read through: `decision.backends`..."""
+
+    outcome: RuleAction
     original: Request
     request: Request  # after the rule's request filters
     listener: ListenerInfo | None = None
     entry: HTTPEntry | GRPCEntry | None = None
-    backends: tuple[WeightedBackend, ...] = ()
-    mirrors: tuple[Mirror, ...] = ()
-    response_ops: tuple[HeaderOps, ...] = ()  # apply to the backend's response
-    cors: Cors | None = None  # add cors_response_headers to the response
     location: str | None = None
     response_headers: Headers = ()  # for RESPOND (CORS preflight headers)
-    timeouts: Timeouts | None = None
-    retry: Retry | None = None
     grpc: bool = False  # routed by a GRPCRoute (errors as gRPC statuses)
     role: str = ""  # mesh: "producer" / "consumer"
+
+    @property
+    def action(self) -> Action:
+        return self.outcome.action
+
+    @property
+    def status(self) -> int:
+        """0 for FORWARD (the backend answers)."""
+        return self.outcome.status
+
+    @property
+    def reason(self) -> str:
+        return self.outcome.reason
+
+    @property
+    def backends(self) -> tuple[WeightedBackend, ...]:
+        return self.outcome.backends
+
+    @property
+    def mirrors(self) -> tuple[Mirror, ...]:
+        return self.outcome.mirrors
+
+    @property
+    def response_ops(self) -> tuple[HeaderOps, ...]:
+        """Apply to the backend's response."""
+        return self.outcome.response_ops
+
+    @property
+    def cors(self) -> Cors | None:
+        """Add cors_response_headers to the response."""
+        return self.outcome.cors
+
+    @property
+    def timeouts(self) -> Timeouts | None:
+        return self.outcome.timeouts
+
+    @property
+    def retry(self) -> Retry | None:
+        return self.outcome.retry
 
     @property
     def matched_prefix(self) -> str | None:
@@ -93,9 +144,8 @@ def _respond(
     grpc: bool = False,
     role: str = "",
 ) -> HTTPDecision:
-    return HTTPDecision(
-        Action.RESPOND, status, reason, request, request, listener=listener, grpc=grpc, role=role
-    )
+    outcome = RuleAction(Action.RESPOND, status, reason)
+    return HTTPDecision(outcome, request, request, listener=listener, grpc=grpc, role=role)
 
 
 # Listener selection --------------------------------------------------------------------
@@ -128,13 +178,19 @@ def select_listener(
     program: GatewayProgram, request: Request
 ) -> tuple[ListenerTable | None, int, str]:
     """(listener, 0, '') or (None, status, why) for an HTTP(S) request."""
+    return _select_listener(program, request, normalize_host(request.host))
+
+
+def _select_listener(
+    program: GatewayProgram, request: Request, host: str
+) -> tuple[ListenerTable | None, int, str]:
     table = program.port(request.port, "tcp")
     if table is None:
         return None, 404, f"no listener on port {request.port}"
-    protocol = ("HTTPS",) if request.scheme == "https" else ("HTTP",)
-    host = normalize_host(request.host)
+    https = request.scheme == "https"
+    protocol = _HTTPS if https else _HTTP
     by_host = _first_listener(table.listeners, host, protocol)
-    if request.scheme == "https" and request.sni is not None:
+    if https and request.sni is not None:
         by_sni = _first_listener(table.listeners, normalize_host(request.sni), protocol)
         if by_sni is None:
             return (
@@ -158,13 +214,21 @@ def select_listener(
     return by_host, 0, ""
 
 
+_HTTP = ("HTTP",)
+_HTTPS = ("HTTPS",)
+
+
 # Rule lookup ---------------------------------------------------------------------------
 
 
 def find_http_entry(table: HTTPTable, request: Request) -> HTTPEntry | None:
     """The highest-precedence HTTPRoute match for the request, or None (404)."""
+    return _find_http_entry(table, request, normalize_host(request.host))
+
+
+def _find_http_entry(table: HTTPTable, request: Request, host: str) -> HTTPEntry | None:
     path = request.path
-    for _, index in table.groups(normalize_host(request.host)):
+    for _, index in table.groups(host):
         best: HTTPEntry | None = None
         for entries in index.candidate_lists(path):
             for entry in entries:
@@ -173,7 +237,7 @@ def find_http_entry(table: HTTPTable, request: Request) -> HTTPEntry | None:
                 match = entry.match
                 if match.path_type == "RegularExpression" and not match.path_matches(path):
                     continue
-                if match.rest_matches(request):
+                if match.path_only or match.rest_matches(request):
                     best = entry
                     break
         if best is not None:
@@ -182,11 +246,15 @@ def find_http_entry(table: HTTPTable, request: Request) -> HTTPEntry | None:
 
 
 def find_grpc_entry(table: GRPCTable, request: Request) -> GRPCEntry | None:
+    return _find_grpc_entry(table, request, normalize_host(request.host))
+
+
+def _find_grpc_entry(table: GRPCTable, request: Request, host: str) -> GRPCEntry | None:
     service_method = request.grpc_service_method
     if service_method is None:
         return None
     service, method = service_method
-    for _, entries in table.groups(normalize_host(request.host)):
+    for _, entries in table.groups(host):
         for entry in entries:
             if entry.match.mismatch(service, method, request) is None:
                 return entry
@@ -198,73 +266,48 @@ def find_grpc_entry(table: GRPCTable, request: Request) -> GRPCEntry | None:
 
 def _decide(
     request: Request,
-    rule: HTTPRule,
     entry: HTTPEntry | GRPCEntry,
     listener: ListenerInfo | None,
     port: int,
     grpc: bool,
     role: str = "",
 ) -> HTTPDecision:
-    prefix = (
-        entry.match.prefix
-        if isinstance(entry, HTTPEntry) and entry.match.path_type == "PathPrefix"
-        else None
-    )
-    outcome = apply_request_filters(request, rule.filters, prefix, port)
-    decision = HTTPDecision(
-        Action.FORWARD,
-        0,
-        f"forward by {rule.ref}",
-        request,
-        outcome.request,
-        listener=listener,
-        entry=entry,
-        backends=rule.backends,
-        mirrors=outcome.mirrors,
-        response_ops=outcome.response_ops,
-        cors=outcome.cors,
-        timeouts=rule.timeouts,
-        retry=rule.retry,
-        grpc=grpc,
-        role=role,
-    )
-    if outcome.redirect is not None:
-        return replace(
-            decision,
-            action=Action.REDIRECT,
-            status=outcome.redirect.status_code,
-            reason=f"redirect by {rule.ref}",
-            backends=(),
-            location=outcome.location,
+    rule = entry.rule
+    outcome = rule.outcome
+    forwarded = request
+    location = None
+    if outcome.per_request:
+        prefix = (
+            entry.match.prefix
+            if isinstance(entry, HTTPEntry) and entry.match.path_type == "PathPrefix"
+            else None
         )
-    if outcome.cors is not None and is_preflight(request):
-        return replace(
-            decision,
-            action=Action.RESPOND,
-            status=200,
-            reason=f"CORS preflight answered by {rule.ref}",
-            backends=(),
-            response_headers=cors_preflight_headers(outcome.cors, request),
+        result = apply_request_filters(request, rule.filters, prefix, port, rule.effects)
+        forwarded, location = result.request, result.location
+    preflight = rule.preflight
+    if preflight is not None and preflight.cors is not None and is_preflight(request):
+        headers = cors_preflight_headers(preflight.cors, request)
+        return HTTPDecision(
+            preflight, request, forwarded, listener, entry, None, headers, grpc, role
         )
-    if not rule.backends or all(b.weight == 0 for b in rule.backends):
-        why = "no backendRefs" if not rule.backends else "every backendRef has weight 0"
-        return replace(
-            decision, action=Action.RESPOND, status=500, reason=f"{rule.ref}: {why}", backends=()
-        )
-    return decision
+    return HTTPDecision(outcome, request, forwarded, listener, entry, location, (), grpc, role)
 
 
 def match_listener(table: ListenerTable, request: Request) -> HTTPDecision:
     """Route a request that has landed on `table` (an HTTP or HTTPS listener)."""
+    return _match_listener(table, request, normalize_host(request.host))
+
+
+def _match_listener(table: ListenerTable, request: Request, host: str) -> HTTPDecision:
     info = table.info
-    if request.is_grpc and table.grpc is not None:
-        grpc_entry = find_grpc_entry(table.grpc, request)
+    if table.grpc is not None and request.is_grpc:
+        grpc_entry = _find_grpc_entry(table.grpc, request, host)
         if grpc_entry is not None:
-            return _decide(request, grpc_entry.rule, grpc_entry, info, info.port, grpc=True)
+            return _decide(request, grpc_entry, info, info.port, grpc=True)
     if table.http is not None:
-        entry = find_http_entry(table.http, request)
+        entry = _find_http_entry(table.http, request, host)
         if entry is not None:
-            return _decide(request, entry.rule, entry, info, info.port, grpc=False)
+            return _decide(request, entry, info, info.port, grpc=False)
     return _respond(
         request, 404, f"no route rule on {info} matches", listener=info, grpc=request.is_grpc
     )
@@ -272,10 +315,11 @@ def match_listener(table: ListenerTable, request: Request) -> HTTPDecision:
 
 def match_http(program: GatewayProgram, request: Request) -> HTTPDecision:
     """Route one HTTP(S) or gRPC request arriving at the Gateway."""
-    table, status, why = select_listener(program, request)
+    host = normalize_host(request.host)
+    table, status, why = _select_listener(program, request, host)
     if table is None:
         return _respond(request, status, why)
-    return match_listener(table, request)
+    return _match_listener(table, request, host)
 
 
 def match_mesh(
@@ -294,14 +338,15 @@ def match_mesh(
     role, routes = mesh_port.routes_for(client_namespace)
     if routes is None:
         return None
-    if request.is_grpc and routes.grpc is not None:
-        grpc_entry = find_grpc_entry(routes.grpc, request)
+    host = normalize_host(request.host)
+    if routes.grpc is not None and request.is_grpc:
+        grpc_entry = _find_grpc_entry(routes.grpc, request, host)
         if grpc_entry is not None:
-            return _decide(request, grpc_entry.rule, grpc_entry, None, port, True, role)
+            return _decide(request, grpc_entry, None, port, True, role)
     if routes.http is not None:
-        entry = find_http_entry(routes.http, request)
+        entry = _find_http_entry(routes.http, request, host)
         if entry is not None:
-            return _decide(request, entry.rule, entry, None, port, False, role)
+            return _decide(request, entry, None, port, False, role)
     # Routes replace the implicit Service behaviour: no matching rule is a 404.
     return _respond(request, 404, f"no {role} route rule for {namespace}/{name}:{port}", role=role)
 
@@ -400,3 +445,24 @@ def match_udp(program: GatewayProgram, port: int) -> L4Decision:
 
 def with_host(request: Request, host: str) -> Request:
     return replace(request, host=host)
+
+
+# What matching reads -------------------------------------------------------------------
+
+
+def routing_headers(program: GatewayProgram, port: int) -> tuple[str, ...]:
+    """The request headers HTTP and gRPC matching on `port` can read (lower-case names,
+    sorted), content-type (gRPC detection) always among them. Two requests equal in
+    method, scheme, Host, path with query, port, SNI and these headers get equal
+    decisions from `match_http`, apart from the request they carry, unless the rule's
+    filters depend on more (`RuleAction.per_request`, CORS)."""
+    names = {"content-type"}
+    table = program.port(port, "tcp")
+    for listener in table.listeners if table is not None else ():
+        if listener.http is not None:
+            for entry in listener.http.entries:
+                names.update(cond.name for cond in entry.match.headers)
+        if listener.grpc is not None:
+            for grpc_entry in listener.grpc.entries:
+                names.update(cond.name for cond in grpc_entry.match.headers)
+    return tuple(sorted(names))

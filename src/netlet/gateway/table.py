@@ -30,7 +30,8 @@ Layout::
     HTTPEntry = one (rule, match) pair: rank, HTTPRule, HTTPMatch, match_index,
                 route hostnames, precedence key
     HTTPRule: ref (route, rule index/name), filters (in order), backends,
-              timeouts, retry
+              timeouts, retry; derived once: effects (FilterEffects),
+              outcome / preflight (RuleAction: what matching the rule does)
     WeightedBackend: weight, Backend, backend-level filters
     Backend: key (kind/ns/name/port), state (valid | invalid -> 500 |
              no-endpoints -> 503), endpoints, appProtocol, tls (BackendTLSPolicy)
@@ -92,29 +93,38 @@ class Request:
     query: str = ""
     headers: Headers = ()
     sni: str | None = None
-    _header_map: dict[str, str] = field(init=False, repr=False, compare=False, hash=False)
-    _query_map: dict[str, str] = field(init=False, repr=False, compare=False, hash=False)
-
-    def __post_init__(self) -> None:
-        header_map: dict[str, str] = {}
-        for name, value in self.headers:
-            key = name.lower()
-            # Repeated headers are compared as one comma-joined value (RFC 9110 5.3).
-            header_map[key] = f"{header_map[key]},{value}" if key in header_map else value
-        object.__setattr__(self, "_header_map", header_map)
-        query_map: dict[str, str] = {}
-        if self.query:
-            for name, value in parse_qsl(self.query, keep_blank_values=True):
-                query_map.setdefault(name, value)  # the first value of a repeated param
-        object.__setattr__(self, "_query_map", query_map)
+    # Lookup maps, made on first use: most requests are routed without reading a
+    # header or the query (the proxy builds one Request per request it serves).
+    _header_map: dict[str, str] | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
+    _query_map: dict[str, str] | None = field(
+        default=None, init=False, repr=False, compare=False, hash=False
+    )
 
     def header(self, name: str) -> str | None:
         """The value of a header (case-insensitive name), repeated values comma-joined."""
-        return self._header_map.get(name.lower())
+        header_map = self._header_map
+        if header_map is None:
+            header_map = {}
+            for raw, value in self.headers:
+                key = raw.lower()
+                # Repeated headers are compared as one comma-joined value (RFC 9110 5.3).
+                header_map[key] = f"{header_map[key]},{value}" if key in header_map else value
+            # A cache of a value derived from immutable fields: the Request stays equal.
+            object.__setattr__(self, "_header_map", header_map)
+        return header_map.get(name.lower())
 
     def query_param(self, name: str) -> str | None:
         """The first value of a query parameter (exact, case-sensitive name)."""
-        return self._query_map.get(name)
+        query_map = self._query_map
+        if query_map is None:
+            query_map = {}
+            if self.query:
+                for key, value in parse_qsl(self.query, keep_blank_values=True):
+                    query_map.setdefault(key, value)  # the first value of a repeated param
+            object.__setattr__(self, "_query_map", query_map)
+        return query_map.get(name)
 
     @property
     def is_grpc(self) -> bool:
@@ -345,10 +355,15 @@ class RuleRef:
     route: RouteRef
     index: int
     name: str | None = None
+    # "HTTPRoute ns/name rules[i] (name)", made once: logs and reasons use it per request.
+    text: str = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        name = f" ({self.name})" if self.name else ""
+        object.__setattr__(self, "text", f"{self.route} rules[{self.index}]{name}")
 
     def __str__(self) -> str:
-        name = f" ({self.name})" if self.name else ""
-        return f"{self.route} rules[{self.index}]{name}"
+        return self.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +397,12 @@ class HTTPMatch:
     method: str | None = None
     headers: tuple[ValueMatch, ...] = ()
     query: tuple[ValueMatch, ...] = ()
+    # True when the path is the only condition (the index has checked it already).
+    path_only: bool = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        only = self.method is None and not self.headers and not self.query
+        object.__setattr__(self, "path_only", only)
 
     def path_matches(self, path: str) -> bool:
         if self.path_type == "Exact":
@@ -424,6 +445,78 @@ class HTTPMatch:
         return ", ".join(parts)
 
 
+class Action(enum.StrEnum):
+    FORWARD = "forward"  # send `request` to one of `backends`
+    REDIRECT = "redirect"  # answer `status` with Location `location`
+    RESPOND = "respond"  # answer `status` (404, 421, 500, CORS preflight 200)
+
+
+@dataclass(frozen=True, slots=True)
+class FilterEffects:
+    """What a filter list does whatever the request: filters take effect in order and a
+    RequestRedirect ends the list (HTTPRouteRule.Filters), so mirrors, response header
+    modifiers and CORS listed after a redirect do nothing. `rewrites` is True when a
+    filter before that point changes the request (RequestHeaderModifier, URLRewrite)."""
+
+    redirect: Redirect | None = None
+    mirrors: tuple[Mirror, ...] = ()
+    response_ops: tuple[HeaderOps, ...] = ()
+    cors: Cors | None = None
+    rewrites: bool = False
+
+
+def filter_effects(filters: tuple[Filter, ...]) -> FilterEffects:
+    if not filters:
+        return NO_EFFECTS
+    mirrors: list[Mirror] = []
+    response_ops: list[HeaderOps] = []
+    cors: Cors | None = None
+    redirect: Redirect | None = None
+    rewrites = False
+    for item in filters:
+        if isinstance(item, HeaderOps):
+            if item.kind == "RequestHeaderModifier":
+                rewrites = True
+            else:
+                response_ops.append(item)
+        elif isinstance(item, Redirect):
+            redirect = item
+            break
+        elif isinstance(item, Rewrite):
+            rewrites = True
+        elif isinstance(item, Mirror):
+            mirrors.append(item)
+        elif isinstance(item, Cors):
+            cors = item
+    return FilterEffects(redirect, tuple(mirrors), tuple(response_ops), cors, rewrites)
+
+
+NO_EFFECTS = FilterEffects()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleAction:
+    """What a rule does when it matches, whatever the request (HTTPRouteRule): forward to
+    its backends, redirect, or answer 500 when it has no usable backendRefs. Made once per
+    rule with the table, reason text included, and shared by every decision; what depends
+    on the request (the rewritten request, a redirect's Location, CORS preflight headers)
+    is in the decision itself."""
+
+    action: Action
+    status: int  # 0 for FORWARD (the backend answers)
+    reason: str
+    backends: tuple[WeightedBackend, ...] = ()
+    mirrors: tuple[Mirror, ...] = ()
+    response_ops: tuple[HeaderOps, ...] = ()
+    cors: Cors | None = None
+    timeouts: Timeouts | None = None
+    retry: Retry | None = None
+    # The filters must run on each request: they rewrite it, or redirect (Location).
+    per_request: bool = False
+    # Some backendRef has filters of its own (applied to the request it is chosen for).
+    backend_filters: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class HTTPRule:
     ref: RuleRef
@@ -431,6 +524,56 @@ class HTTPRule:
     backends: tuple[WeightedBackend, ...] = ()
     timeouts: Timeouts | None = None
     retry: Retry | None = None
+    # Derived once from the fields above (see RuleAction): `outcome` for any request,
+    # `preflight` for a CORS preflight when the rule has a CORS filter.
+    effects: FilterEffects = field(init=False, repr=False, compare=False, hash=False)
+    outcome: RuleAction = field(init=False, repr=False, compare=False, hash=False)
+    preflight: RuleAction | None = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        effects = filter_effects(self.filters)
+        ref = self.ref
+
+        def action(
+            kind: Action,
+            status: int,
+            reason: str,
+            backends: tuple[WeightedBackend, ...] = (),
+            per_request: bool = effects.rewrites,
+        ) -> RuleAction:
+            return RuleAction(
+                kind,
+                status,
+                reason,
+                backends,
+                effects.mirrors,
+                effects.response_ops,
+                effects.cors,
+                self.timeouts,
+                self.retry,
+                per_request,
+                any(b.filters for b in backends),
+            )
+
+        # The order of HTTPRouteRule semantics: a redirect answers whatever else the
+        # rule says; a CORS preflight is answered by the gateway; a rule without a
+        # usable backendRef answers 500.
+        preflight = None
+        if effects.redirect is not None:
+            outcome = action(
+                Action.REDIRECT, effects.redirect.status_code, f"redirect by {ref}", (), True
+            )
+        else:
+            if effects.cors is not None:
+                preflight = action(Action.RESPOND, 200, f"CORS preflight answered by {ref}")
+            if not self.backends or all(b.weight == 0 for b in self.backends):
+                why = "no backendRefs" if not self.backends else "every backendRef has weight 0"
+                outcome = action(Action.RESPOND, 500, f"{ref}: {why}")
+            else:
+                outcome = action(Action.FORWARD, 0, f"forward by {ref}", self.backends)
+        object.__setattr__(self, "effects", effects)
+        object.__setattr__(self, "outcome", outcome)
+        object.__setattr__(self, "preflight", preflight)
 
     @property
     def redirect(self) -> Redirect | None:
@@ -459,6 +602,13 @@ class PathIndex:
     exact: Mapping[str, tuple[HTTPEntry, ...]] = field(default_factory=dict, compare=False)
     prefix: Mapping[str, tuple[HTTPEntry, ...]] = field(default_factory=dict, compare=False)
     regex: tuple[HTTPEntry, ...] = ()
+    # Segments in the longest indexed prefix ('/' has none): longer candidates of a
+    # request path cannot be in `prefix`, so they are not even formed.
+    depth: int = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        depth = max((0 if key == "/" else key.count("/") for key in self.prefix), default=0)
+        object.__setattr__(self, "depth", depth)
 
     def candidate_lists(self, path: str) -> list[tuple[HTTPEntry, ...]]:
         """Every list that may hold a matching entry for `path`."""
@@ -469,11 +619,21 @@ class PathIndex:
         if self.regex:
             lists.append(self.regex)
         if self.prefix:
+            if path.count("/") > self.depth:
+                path = path[: _nth_slash(path, self.depth + 1)]
             for prefix in prefix_candidates(path):
                 found = self.prefix.get(prefix)
                 if found:
                     lists.append(found)
         return lists
+
+
+def _nth_slash(path: str, n: int) -> int:
+    """The index of the n-th '/' of `path` (1-based); the caller knows there are n."""
+    index = -1
+    for _ in range(n):
+        index = path.index("/", index + 1)
+    return index
 
 
 def prefix_candidates(path: str) -> list[str]:

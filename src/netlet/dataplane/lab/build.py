@@ -2,7 +2,9 @@
 
 `Builder.run()` makes the lab match the plan: the skeleton (fabric, nodes,
 external) first, then pods (namespace, CNI ADD; several at once), then the
-workloads (the supervisor's file, SIGHUP or a new supervisor, wait for ready).
+Gateways (`gateways`: a step the caller passes, see gateways.py), then the
+workloads and Gateway proxies (the supervisor's file, SIGHUP or a new
+supervisor, wait for ready).
 What exists and still matches the plan is kept (an `up` with nothing to do is a
 few stat calls); what differs, was half-made by a crash or is gone is redone.
 Each creation pushes its removal on `Undo`, which `Lab.up` runs in reverse when
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from netlet.dataplane.lab.lab import LabOptions
 
 Progress = Callable[[str, int, int], None]
+# A step after the pods: makes what it needs, returns more supervisor entries.
+ExtraStep = Callable[["Builder", LabPlan], list[dict[str, Any]]]
 
 
 class Undo:
@@ -98,8 +102,14 @@ class Builder:
     """One `up`: reconcile the journal with the plan, remembering how to undo."""
 
     def __init__(
-        self, plan: LabPlan, options: LabOptions, journal: Journal, progress: Progress
+        self,
+        plan: LabPlan,
+        options: LabOptions,
+        journal: Journal,
+        progress: Progress,
+        gateways: ExtraStep | None = None,
     ) -> None:
+        self.gateways = gateways
         self.plan = plan
         self.options = options
         self.journal = journal
@@ -120,8 +130,9 @@ class Builder:
         self.progress("network", 0, 1)
         rebuilt_nodes = self._topology(old_plan)
         plan = self._pods(rebuilt_nodes)
-        self.progress("workloads", 0, len(plan.pods))
-        self._workloads(plan)
+        extra = self.gateways(self, plan) if self.gateways is not None else []
+        self.progress("workloads", 0, len(plan.pods) + len(extra))
+        self._workloads(plan, extra)
         write_json(journal.plan_file, json.loads(plan.to_json()))
         return plan
 
@@ -348,7 +359,7 @@ class Builder:
 
     # Workloads ---------------------------------------------------------------------------
 
-    def _workloads(self, plan: LabPlan) -> None:
+    def _workloads(self, plan: LabPlan, extra: list[dict[str, Any]] | None = None) -> None:
         journal = self.journal
         generation = int((self.previous_workloads or {}).get("generation", 0)) + 1
         pods = [
@@ -365,13 +376,14 @@ class Builder:
             }
             for p in plan.pods
         ]
+        pods.extend(extra or [])
         write_json(journal.dir / WORKLOADS_FILE, {"generation": generation, "pods": pods})
         pid = supervisor_pid(journal)
         if pid is not None and kernel.pid_alive(pid) and is_our_supervisor(pid, journal):
             os.kill(pid, signal.SIGHUP)
         else:
             self._start_supervisor()
-        self._wait_ready(generation, {p.key for p in plan.pods})
+        self._wait_ready(generation, {str(p["key"]) for p in pods})
 
     def _start_supervisor(self) -> None:
         journal = self.journal
@@ -409,7 +421,11 @@ class Builder:
             if data.get("generation") == generation:
                 failed = {k: w for k, w in workers.items() if k in keys and w["state"] == "failed"}
                 if failed:
-                    lines = [f"Pod {k}: {w['message']}" for k, w in sorted(failed.items())]
+                    lines = [
+                        f"{'Gateway ' + k[8:] if k.startswith('gateway/') else 'Pod ' + k}: "
+                        f"{w['message']}"
+                        for k, w in sorted(failed.items())
+                    ]
                     raise LabError("workloads failed to start:\n  " + "\n  ".join(lines))
                 ready = sum(1 for k in keys if workers.get(k, {}).get("state") == "ready")
                 self.progress("workloads", ready, len(keys))

@@ -13,6 +13,10 @@ missing plugin, a port clash when the workloads bind), so a failed `up` leaves
 the lab as it was. Pod IPs the CNI plugins assigned are written back into the
 ClusterState given to `up`.
 
+Each netlet Gateway gets a namespace of its own on the fabric at its address,
+with its proxy under the supervisor (gateways.py): `status` shows it, `exec`
+reaches it as `gateway/NS/NAME`, `down` removes it with the rest.
+
 `down` stops the supervisor and anything else running in the lab's namespaces,
 runs CNI DEL for every pod with its stored result, deletes the namespaces, then
 verifies that no namespace, process, link or file of the lab remains.
@@ -32,6 +36,7 @@ from typing import Any
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
 from netlet.cluster.state import ClusterState
+from netlet.dataplane.lab import gateways as lab_gateways
 from netlet.dataplane.lab import kernel, names
 from netlet.dataplane.lab.build import (
     Builder,
@@ -110,6 +115,8 @@ class LabStatus:
     external: tuple[str, ...]
     supervisor_pid: int | None
     supervisor_alive: bool
+    gateways: tuple[lab_gateways.GatewayStatus, ...] = ()
+    gateway_warnings: tuple[str, ...] = ()  # Gateways the last `up` could not serve
 
     @property
     def healthy(self) -> bool:
@@ -117,7 +124,14 @@ class LabStatus:
             self.supervisor_alive
             and all(n.netns_present for n in self.nodes)
             and all(p.healthy for p in self.pods)
+            and all(g.healthy for g in self.gateways)
         )
+
+    def gateway(self, name: str) -> lab_gateways.GatewayStatus:
+        for gateway in self.gateways:
+            if gateway.gateway == name:
+                return gateway
+        raise KeyError(name)
 
     def pod(self, key: str) -> PodStatus:
         for pod in self.pods:
@@ -160,6 +174,8 @@ class LabStatus:
                 }
                 for p in self.pods
             ],
+            "gateways": [g.as_dict() for g in self.gateways],
+            "gatewayWarnings": list(self.gateway_warnings),
         }
 
 
@@ -240,7 +256,9 @@ class Lab:
         journal = Journal(name, options.run_dir)
         fresh = not journal.plan_file.exists() and not (journal.dir / "topology.json").exists()
         with journal.locked():
-            builder = Builder(plan, options, journal, progress or (lambda *_: None))
+            builder = Builder(
+                plan, options, journal, progress or (lambda *_: None), _gateway_step(state)
+            )
             try:
                 final = builder.run()
             except BaseException as exc:
@@ -257,9 +275,15 @@ class Lab:
     # Observing ----------------------------------------------------------------------------
 
     def netns(self, who: str) -> str:
-        """The namespace of `ns/pod`, `node/NAME` or `external`."""
+        """The namespace of `ns/pod`, `node/NAME`, `gateway/NS/NAME` or `external`."""
         if who == "external":
             return self.plan.external.netns
+        if who.startswith(lab_gateways.KEY_PREFIX):
+            self.journal.load()
+            record = self.journal.topology.get(who)
+            if record is None:
+                raise LabError(f"lab {self.name} has no {who.replace('/', ' ', 1)}")
+            return record.netns
         if who.startswith("node/"):
             try:
                 return self.plan.node(who[5:]).netns
@@ -342,8 +366,16 @@ class Lab:
             )
             for n in self.plan.nodes
         )
+        gateways, warnings = lab_gateways.gateway_statuses(self.journal, workers, sup_alive)
         return LabStatus(
-            self.name, nodes, tuple(pods), self.plan.external.addresses, sup_pid, sup_alive
+            self.name,
+            nodes,
+            tuple(pods),
+            self.plan.external.addresses,
+            sup_pid,
+            sup_alive,
+            gateways,
+            warnings,
         )
 
     def wait_healthy(self, timeout: float = 10.0) -> LabStatus:
@@ -473,6 +505,16 @@ def _verify(journal: Journal, inodes: dict[str, int], report: DownReport) -> Non
         report.warnings.append(
             f"namespaces named like this lab's but not on its record (left alone): {strays}"
         )
+
+
+def _gateway_step(state: ClusterState) -> Callable[[Builder, LabPlan], list[dict[str, Any]]]:
+    """The Builder's Gateway step, on `state` with the pod IPs the CNI plugins gave."""
+
+    def step(builder: Builder, plan: LabPlan) -> list[dict[str, Any]]:
+        _write_back(state, plan)
+        return lab_gateways.reconcile(builder, plan, state)
+
+    return step
 
 
 def _write_back(state: ClusterState, plan: LabPlan) -> None:

@@ -83,6 +83,11 @@ def pod_netns(lab: str, namespace: str, name: str) -> str:
     return _bounded(f"{netns_prefix(lab)}pod-{namespace}.{name}")
 
 
+def gateway_netns(lab: str, namespace: str, name: str) -> str:
+    """The namespace of a Gateway's proxy (see gateways.py)."""
+    return _bounded(f"{netns_prefix(lab)}gw-{namespace}.{name}")
+
+
 def netns_path(name: str) -> Path:
     return NETNS_DIR / name
 

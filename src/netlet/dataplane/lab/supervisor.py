@@ -6,7 +6,8 @@ launcher's process exits at once, the daemon is reparented), then:
 - reads `LAB_DIR/workloads.json` (what every pod serves; `generation` counts
   edits) and forks one child per pod; the child enters the pod's namespace
   (`setns`), names itself `netlet-wl`, dies with the supervisor
-  (PR_SET_PDEATHSIG) and serves (workload.py);
+  (PR_SET_PDEATHSIG) and serves (workload.py); entries of kind `gateway` are a
+  Gateway's proxy (`netlet-gw`, gateway_proxy.py) in the Gateway's namespace;
 - a child reports `R` (all ports bound) or `E message` (a port clash...) on a pipe;
 - a child that exits is restarted with backoff (0.1 s doubling to 5 s, reset
   after 10 s of running), like kubelet's CrashLoopBackOff but quicker;
@@ -38,6 +39,7 @@ STATUS_FILE = "status.json"
 PID_FILE = "supervisor.pid"
 LOG_FILE = "supervisor.log"
 PROCESS_NAME = "netlet-wl"
+GATEWAY_PROCESS_NAME = "netlet-gw"
 SUPERVISOR_NAME = "netlet-sup"
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 5.0
@@ -135,9 +137,16 @@ class Supervisor:
                 syscalls.die_with_parent()
                 if os.getppid() != me:
                     os._exit(1)
-                syscalls.set_process_name(PROCESS_NAME)
+                gateway = worker.spec.get("kind") == "gateway"
+                syscalls.set_process_name(GATEWAY_PROCESS_NAME if gateway else PROCESS_NAME)
                 syscalls.setns_path(worker.spec["netns"])
-                workload.serve(worker.spec, w)
+                if gateway:
+                    # Imported in the child only: the supervisor itself stays light.
+                    from netlet.dataplane.lab import gateway_proxy
+
+                    gateway_proxy.serve(worker.spec, w)
+                else:
+                    workload.serve(worker.spec, w)
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1

@@ -28,14 +28,15 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from netlet.dataplane.proxy.http1 import HOP_BY_HOP
 from netlet.dataplane.proxy.limits import Limits
 from netlet.dataplane.proxy.observe import Stats
 from netlet.dataplane.proxy.plan import Upstream, Upstreams
 from netlet.dataplane.proxy.site import ConnInfo
 from netlet.dataplane.proxy.streams import (
+    HOP_BY_HOP,
     BodyStream,
     Headers,
     ProxyError,
@@ -85,42 +86,48 @@ def gateway_request(request: Request, conn: ConnInfo) -> gw.Request:
     question = raw.find("?")
     path, query = (raw[:question], raw[question + 1 :]) if question >= 0 else (raw, "")
     return gw.Request(
-        method=request.method,
-        path=path,
-        host=request.authority,
-        port=conn.site.port,
-        scheme=request.scheme,
-        query=query,
-        headers=tuple(request.headers),
-        sni=conn.sni,
+        request.method,
+        path,
+        request.authority,
+        conn.site.port,
+        request.scheme,
+        query,
+        tuple(request.headers),
+        conn.sni,
     )
 
 
-def forward_headers(request: Request, headers: gw.Headers, scheme: str) -> Headers:
+def forward_headers(request: Request, headers: Sequence[tuple[str, str]], scheme: str) -> Headers:
     """Headers for the backend: lower-case names, hop-by-hop ones dropped (and those the
-    client named in Connection), X-Forwarded-For/-Proto added."""
-    named: set[str] = set()
-    for name, value in headers:
-        if name.lower() == "connection":
-            named.update(v.strip().lower() for v in value.split(","))
+    client named in Connection; `te: trailers` stays), X-Forwarded-For/-Proto added."""
     out: Headers = []
     forwarded_for = None
+    connection = None
     for raw_name, value in headers:
         name = raw_name.lower()
-        if name == "host":
-            continue  # the authority travels separately (Host, :authority)
-        if name in HOP_BY_HOP or name in named:
-            if name == "te" and value.strip().lower() == "trailers":
+        if name in _NOT_FORWARDED:
+            if name == "x-forwarded-for":
+                forwarded_for = value
+            elif name == "connection":
+                connection = value if connection is None else f"{connection},{value}"
+            elif name == "te" and value.strip().lower() == "trailers":
                 out.append((name, value))
             continue
-        if name == "x-forwarded-for":
-            forwarded_for = value
-            continue
         out.append((name, value))
+    if connection is not None:
+        named = {token.strip().lower() for token in connection.split(",")}
+        if "x-forwarded-for" in named:
+            forwarded_for = None
+        out = [(n, v) for n, v in out if n not in named or n == "te"]
     client = request.client
     out.append(("x-forwarded-for", f"{forwarded_for}, {client}" if forwarded_for else client))
     out.append(("x-forwarded-proto", scheme))
     return out
+
+
+# Request headers that never go to the backend as they came (hop-by-hop, Host, and the
+# X-Forwarded-For the proxy extends).
+_NOT_FORWARDED = HOP_BY_HOP | {"host", "x-forwarded-for"}
 
 
 def grpc_error(status: int, message: str) -> Response:
@@ -135,6 +142,64 @@ def grpc_error(status: int, message: str) -> Response:
         ],
         b"",
     )
+
+
+class Exchange:
+    """A request on its way to a backend: the decision and everything derived from it
+    (`Engine.prepare`), carried out by `Engine.forward` or `Engine.begin`."""
+
+    __slots__ = (
+        "decision",
+        "done",
+        "engine",
+        "index",
+        "out",
+        "request",
+        "route",
+        "started",
+        "upstream",
+        "upstreams",
+    )
+
+    def __init__(
+        self,
+        request: Request,
+        decision: HTTPDecision,
+        route: str,
+        upstream: Upstream,
+        upstreams: Upstreams,
+        out: OutRequest,
+    ) -> None:
+        self.request = request
+        self.decision = decision
+        self.route = route
+        self.upstream = upstream
+        self.upstreams = upstreams
+        self.out = out
+        self.index = -1  # the endpoint already chosen (begin), else -1
+        # Callback mode (Engine.begin): who gets the response, and since when.
+        self.engine: Engine | None = None
+        self.done: Callable[[Response | Exchange], None] | None = None
+        self.started = 0.0
+
+    def answered(self, result: Response | UpstreamError) -> None:
+        """The pool's callback in callback mode: finish the response, hand it over."""
+        engine, done = self.engine, self.done
+        assert engine is not None and done is not None
+        if isinstance(result, UpstreamError):
+            if result.fresh_retry:
+                # The pooled connection was closed as we wrote: a fresh one, async.
+                engine.stats.bump("upstream_stale_retry")
+                done(self)
+                return
+            engine.stats.bump(f"upstream_{result.failure.value}")
+            response = local_response(result.status, str(result))
+            response.upstream_seconds = time.monotonic() - self.started
+            done(engine._finish(self.request, self.decision, self.route, response, True))
+            return
+        result.upstream = self.upstream.labels[self.index]
+        result.upstream_seconds = time.monotonic() - self.started
+        done(engine._finish(self.request, self.decision, self.route, result, False))
 
 
 class Engine:
@@ -153,22 +218,33 @@ class Engine:
         self.stats = stats or Stats()
         self._mirrors_in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._names: dict[int, tuple[object, str]] = {}
 
     async def handle(self, request: Request, conn: ConnInfo) -> Response:
+        prepared = self.prepare(request, conn)
+        if isinstance(prepared, Response):
+            return prepared
+        return await self.forward(prepared)
+
+    def prepare(self, request: Request, conn: ConnInfo) -> Response | Exchange:
+        """Everything before the first byte goes to a backend: the brain's decision,
+        the backend's share, the request as that backend receives it. A Response
+        when the gateway answers itself (redirect, 404, 500/503 shares...)."""
         decision, upstreams = self.router.decide(request, conn)
+        outcome = decision.outcome
         route = self._route_name(decision)
-        action = decision.action
+        action = outcome.action
         if action is Action.REDIRECT:
-            response = Response(decision.status, [("location", decision.location or "/")])
+            response = Response(outcome.status, [("location", decision.location or "/")])
             return self._finish(request, decision, route, response, local=True)
         if action is Action.RESPOND:
-            if decision.response_headers or decision.status < 400:
-                response = Response(decision.status, _lower(decision.response_headers))
+            if decision.response_headers or outcome.status < 400:
+                response = Response(outcome.status, _lower(decision.response_headers))
             else:
-                response = local_response(decision.status, decision.reason)
+                response = local_response(outcome.status, outcome.reason)
             return self._finish(request, decision, route, response, local=True)
-        chosen = pick_backend(decision.backends, random.random())
+        backends = outcome.backends
+        # One backendRef needs no draw (pick_backend ignores the number then).
+        chosen = pick_backend(backends, random.random() if len(backends) > 1 else 0.0)
         if chosen is None:
             response = local_response(500, "no backend")
             return self._finish(request, decision, route, response, local=True)
@@ -180,44 +256,111 @@ class Engine:
                 message = (
                     f"{upstream.name}: endpoints outside loopback are not used in loopback mode"
                 )
-            if upstream.unsupported:
-                message = upstream.unsupported
+            if upstream.refusal:
+                message = upstream.refusal
             response = local_response(upstream.status, message)
             return self._finish(request, decision, route, response, local=True)
-        seen = backend_request(decision, chosen)
-        headers = forward_headers(request, seen.headers, request.scheme)
-        path = f"{seen.path}?{seen.query}" if seen.query else seen.path
-        out = OutRequest(
-            request.method, seen.host, path, headers, content_length=request.content_length
+        if outcome.per_request or chosen.filters:
+            seen = backend_request(decision, chosen)
+            headers = forward_headers(request, seen.headers, request.scheme)
+            path = f"{seen.path}?{seen.query}" if seen.query else seen.path
+            host = seen.host
+        else:
+            # No filter changes the request: the backend gets the client's request (what
+            # `backend_request` would return; the decision may be a memo's, made for
+            # another request with the same routing inputs).
+            headers = forward_headers(request, request.headers, request.scheme)
+            path = request.path
+            if path.endswith("?"):
+                path = path[:-1]  # the brain's Request has no empty query either
+            host = request.authority
+        out = OutRequest(request.method, host, path, headers, content_length=request.content_length)
+        return Exchange(request, decision, route, upstream, upstreams, out)
+
+    def begin(
+        self, request: Request, conn: ConnInfo, done: Callable[[Response | Exchange], None]
+    ) -> Response | Exchange | Callable[[], None]:
+        """The request without a Task when it can be: a Response when the gateway
+        answers itself; else, for a plain forward (no body, no retries, mirrors or
+        request timeout) on a pooled HTTP/1.1 connection, the request is sent now and
+        `done` gets the finished Response later (or the Exchange, when it needs
+        `forward` after all: a stale pooled connection); the return value then
+        cancels it. Anything else comes back as the Exchange for `forward`."""
+        prepared = self.prepare(request, conn)
+        if isinstance(prepared, Response):
+            return prepared
+        upstream = prepared.upstream
+        outcome = prepared.decision.outcome
+        timeouts = outcome.timeouts
+        if (
+            request.body is not None
+            or request.upgrade is not None
+            or upstream.h2c
+            or outcome.retry is not None
+            or outcome.mirrors
+            or (timeouts is not None and timeouts.request)
+        ):
+            return prepared
+        per_try = timeouts.backend_request if timeouts is not None else None
+        if per_try is None:
+            per_try = self.limits.upstream_timeout
+        index = prepared.index = upstream.pick()
+        prepared.engine = self
+        prepared.done = done
+        prepared.started = time.monotonic()
+        cancel = self.pool.start(
+            upstream.endpoints[index],
+            prepared.out,
+            per_try or None,
+            prepared.answered,
+            upstream.tls,
+        )
+        return prepared if cancel is None else cancel
+
+    async def forward(self, ex: Exchange) -> Response:
+        """Send the prepared request to a backend (retries, timeouts, mirrors) and
+        return the response with the rule's response filters applied."""
+        request, decision, route, upstream, out = (
+            ex.request,
+            ex.decision,
+            ex.route,
+            ex.upstream,
+            ex.out,
         )
         if request.upgrade is not None and not upstream.h2c:
             response = await self._upgrade(upstream, out)
             return self._finish(request, decision, route, response, local=False)
         body: Body = request.body
         replayable = body is None
-        if (decision.retry is not None or decision.mirrors) and isinstance(body, BodyStream):
+        outcome = decision.outcome
+        if (outcome.retry is not None or outcome.mirrors) and isinstance(body, BodyStream):
             data, whole = await body.read_up_to(self.limits.max_replay_body)
             if whole:
                 body = data
                 replayable = True
-        for mirror in decision.mirrors:
+        for mirror in outcome.mirrors:
             if should_mirror(mirror, random.random()):
-                self._mirror(upstreams.get(mirror.backend, decision.grpc), out, body, replayable)
-        timeouts = decision.timeouts
+                self._mirror(ex.upstreams.get(mirror.backend, decision.grpc), out, body, replayable)
+        timeouts = outcome.timeouts
         request_timeout = timeouts.request if timeouts is not None else None
         started = time.monotonic()
         try:
             if request_timeout:
                 async with asyncio.timeout(request_timeout):
                     response = await self._send(decision, upstream, out, body, replayable)
-            elif decision.retry is None:
+            elif outcome.retry is None:
                 # The common case, without the retry loop's extra coroutine.
-                index = upstream.pick()
+                index = upstream.pick() if ex.index < 0 else ex.index
                 per_try = timeouts.backend_request if timeouts is not None else None
                 if per_try is None:
                     per_try = self.limits.upstream_timeout
                 response = await self.pool.send(
-                    upstream.endpoints[index], out, body, per_try or None, h2c=upstream.h2c
+                    upstream.endpoints[index],
+                    out,
+                    body,
+                    per_try or None,
+                    h2c=upstream.h2c,
+                    tls=upstream.tls,
                 )
                 response.upstream = upstream.labels[index]
             else:
@@ -234,18 +377,11 @@ class Engine:
         response.upstream_seconds = time.monotonic() - started
         return self._finish(request, decision, route, response, local=False)
 
-    def _route_name(self, decision: HTTPDecision) -> str:
-        """'HTTPRoute ns/name rules[i]' for logs, formatted once per rule."""
+    @staticmethod
+    def _route_name(decision: HTTPDecision) -> str:
+        """'HTTPRoute ns/name rules[i]' for logs (made once with the table)."""
         entry = decision.entry
-        if entry is None:
-            return ""
-        rule = entry.rule
-        cached = self._names.get(id(rule))
-        if cached is None or cached[0] is not rule:
-            if len(self._names) > 100_000:
-                self._names.clear()
-            cached = self._names[id(rule)] = (rule, str(rule.ref))
-        return cached[1]
+        return entry.rule.ref.text if entry is not None else ""
 
     async def _send(
         self,
@@ -273,7 +409,7 @@ class Engine:
             last = attempt == tries - 1
             try:
                 response = await self.pool.send(
-                    endpoint, out, body, per_try or None, h2c=upstream.h2c
+                    endpoint, out, body, per_try or None, h2c=upstream.h2c, tls=upstream.tls
                 )
             except UpstreamError:
                 if last:
@@ -298,7 +434,9 @@ class Engine:
         request = OutRequest(out.method, out.authority, out.path, headers)
         endpoint = upstream.endpoint()
         try:
-            response = await self.pool.upgrade(endpoint, request, self.limits.upstream_timeout)
+            response = await self.pool.upgrade(
+                endpoint, request, self.limits.upstream_timeout, tls=upstream.tls
+            )
         except UpstreamError as exc:
             return local_response(exc.status, str(exc))
         response.upstream = f"{endpoint[0]}:{endpoint[1]}"
@@ -321,14 +459,13 @@ class Engine:
                 response.status, decision.reason if response.status == 404 else _text(response)
             )
             response.route, response.upstream, response.upstream_seconds = route, upstream, seconds
-        if response.tunnel is None and response.headers:
-            response.headers = [(n, v) for n, v in response.headers if n not in HOP_BY_HOP]
-        if decision.response_ops:
+        outcome = decision.outcome
+        if outcome.response_ops:
             response.headers = _lower(
-                apply_response_ops(tuple(response.headers), decision.response_ops)
+                apply_response_ops(tuple(response.headers), outcome.response_ops)
             )
-        if decision.cors is not None and decision.action is not Action.RESPOND:
-            extra = cors_response_headers(decision.cors, decision.original)
+        if outcome.cors is not None and outcome.action is not Action.RESPOND:
+            extra = cors_response_headers(outcome.cors, decision.original)
             if extra:
                 response.headers = [*response.headers, *_lower(extra)]
         return response
@@ -357,7 +494,12 @@ class Engine:
         endpoint = upstream.endpoint()
         try:
             response = await self.pool.send(
-                endpoint, out, body, self.limits.upstream_timeout, h2c=upstream.h2c
+                endpoint,
+                out,
+                body,
+                self.limits.upstream_timeout,
+                h2c=upstream.h2c,
+                tls=upstream.tls,
             )
             await _discard(response)
             self.stats.bump("mirrored")

@@ -14,6 +14,11 @@ Invariants:
   copying the backend's framing headers;
 - a connection whose request body was not read to the end is not reused.
 
+A request without a body whose handler offers `begin` (the gateway Engine) is
+served without an asyncio Task: the handler answers at once, or sends the
+request upstream and calls back with the finished response, which is written
+from that callback; only responses that must stream take a Task.
+
 A connection that opens with the HTTP/2 preface (prior knowledge, h2c) or that
 negotiated ALPN "h2" is handed to `http2.H2Server` before any parsing.
 """
@@ -24,7 +29,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -32,6 +38,8 @@ import httptools
 from netlet.dataplane.proxy import pipe
 from netlet.dataplane.proxy.site import ConnInfo, Site
 from netlet.dataplane.proxy.streams import (
+    HOP_BY_HOP,
+    REASONS,
     BodyStream,
     Headers,
     ProxyError,
@@ -45,24 +53,33 @@ log = logging.getLogger(__name__)
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-# Headers that describe one hop, never forwarded as they are (RFC 9110 7.6.1).
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-
 # Statuses that never carry a body (RFC 9110 6.4.1).
 _NO_BODY_STATUS = frozenset({204, 304})
 
+# Status lines of the common statuses, formatted once.
+_STATUS_LINES = {code: f"HTTP/1.1 {code} {text}\r\n" for code, text in REASONS.items()}
+
 _HEAD = 0  # waiting for / reading a request head
 _BODY = 1  # head done, body (if any) arriving
+
+
+class _InFlight:
+    """A request answered by callbacks (`Handler.begin`), where a Task would stand."""
+
+    __slots__ = ("cancel_exchange", "keep_alive", "request", "started")
+
+    def __init__(self, request: Request, keep_alive: bool, started: float) -> None:
+        self.request = request
+        self.keep_alive = keep_alive
+        self.started = started
+        self.cancel_exchange: Callable[[], None] | None = None
+
+    def done(self) -> bool:
+        return False
+
+    def cancel(self) -> None:
+        if self.cancel_exchange is not None:
+            self.cancel_exchange()
 
 
 class _Fatal(Exception):
@@ -90,8 +107,11 @@ class H1Server(asyncio.Protocol):
         self._trailers: Headers | None = None
         self._current: Request | None = None
         self._queue: deque[tuple[Request, bool]] = deque()
-        self._active: asyncio.Task[None] | None = None
+        self._active: asyncio.Task[None] | _InFlight | None = None
+        # The handler's callback entry point, when it has one (see the module doc).
+        self._begin: Callable[..., Any] | None = getattr(site.handler, "begin", None)
         self._deadlines = site.deadlines
+        self._timeout_callback = self._on_timeout  # bound once, armed per request
         self._read_paused: set[str] = set()
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -182,7 +202,7 @@ class H1Server(asyncio.Protocol):
     # Timers ------------------------------------------------------------------------
 
     def _arm(self, seconds: float) -> None:
-        self._deadlines.set(self, seconds, self._on_timeout)
+        self._deadlines.set(self, seconds, self._timeout_callback)
 
     def _cancel_timer(self) -> None:
         self._deadlines.clear(self)
@@ -234,12 +254,13 @@ class H1Server(asyncio.Protocol):
             self.site.stats.bump("bad_request")
             self._fail(_Fatal(400, str(exc)))
             return
-        if (
-            self._phase == _HEAD
-            and self._message_begun
-            and self._head_bytes > self.limits.max_header_bytes
-        ):
-            self._fail(_Fatal(431, "request head too large"))
+        if self._phase == _HEAD and self._message_begun:
+            if self._head_bytes > self.limits.max_header_bytes:
+                self._fail(_Fatal(431, "request head too large"))
+            elif self._active is None:
+                # A head still incomplete: the slow-client deadline (408) starts. A head
+                # that arrived whole (the usual case) never needs the timer.
+                self._arm(self.limits.header_timeout)
 
     def _fail(self, exc: _Fatal) -> None:
         """A request that cannot be parsed: answer it in order, then close."""
@@ -259,8 +280,6 @@ class H1Server(asyncio.Protocol):
         self._headers = []
         self._trailers = None
         self._head_size = 0
-        if self._active is None:
-            self._arm(self.limits.header_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -348,10 +367,10 @@ class H1Server(asyncio.Protocol):
             path,
             headers,
             body,
-            version=version,
-            client=self.conn.client,
-            content_length=content_length,
-            upgrade=upgrade,
+            version,
+            self.conn.client,
+            content_length,
+            upgrade,
         )
         self._current = request
         keep_alive = parser.should_keep_alive()
@@ -404,21 +423,113 @@ class H1Server(asyncio.Protocol):
     # Serving -----------------------------------------------------------------------
 
     def _start(self, request: Request, keep_alive: bool) -> None:
-        if request.header("expect") == "100-continue" and request.body is not None:
-            assert self.transport is not None
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if request.body is not None:
+            if request.header("expect") == "100-continue":
+                assert self.transport is not None
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        elif self._begin is not None and request.upgrade is None:
+            self._start_direct(self._begin, request, keep_alive)
+            return
         self._active = self.loop.create_task(self._serve(request, keep_alive))
 
-    async def _serve(self, request: Request, keep_alive: bool) -> None:
+    def _start_direct(self, begin: Callable[..., Any], request: Request, keep_alive: bool) -> None:
         started = time.monotonic()
-        response: Response | None = None
+        inflight = self._active = _InFlight(request, keep_alive, started)
+        try:
+            result = begin(request, self.conn, self._direct_done)
+        except ProxyError as exc:
+            result = local_response(exc.status, str(exc))
+        except Exception:
+            log.exception("error while serving %s %s", request.method, request.path)
+            self._active = None
+            self._write_error_and_close(500, "internal error")
+            return
+        if isinstance(result, Response):
+            self._respond_now(request, result, keep_alive, started)
+        elif callable(result):
+            inflight.cancel_exchange = result  # in flight: `_direct_done` comes later
+        else:
+            self._active = self.loop.create_task(
+                self._serve(request, keep_alive, exchange=result, started=started)
+            )
+
+    def _direct_done(self, result: Response | object) -> None:
+        """The handler's callback: the response of the request in flight, or the
+        exchange when it needs the async path after all (a stale pooled connection)."""
+        inflight = self._active
+        if not isinstance(inflight, _InFlight):
+            return  # the client went away meanwhile
+        request, keep_alive, started = inflight.request, inflight.keep_alive, inflight.started
+        if isinstance(result, Response):
+            self._respond_now(request, result, keep_alive, started)
+        else:
+            self._active = self.loop.create_task(
+                self._serve(request, keep_alive, exchange=result, started=started)
+            )
+
+    def _respond_now(
+        self, request: Request, response: Response, keep_alive: bool, started: float
+    ) -> None:
+        """Write a finished response from a callback; a body still arriving streams
+        from a Task."""
+        body = response.body
+        if not isinstance(body, bytes) and not body.complete:
+            self._active = self.loop.create_task(
+                self._serve(request, keep_alive, response=response, started=started)
+            )
+            return
+        sent, keep_alive = self._write_complete(request, response, keep_alive)
+        self.site.log_request(self.conn, request, response.status, sent, started, response)
+        if self._write_paused:
+            self._active = self.loop.create_task(self._drain_then_continue(keep_alive))
+            return
+        self._active = None
+        self._continue(keep_alive)
+
+    async def _drain_then_continue(self, keep_alive: bool) -> None:
+        try:
+            await self._drain()
+        except ConnectionError:
+            self.site.stats.bump("client_reset")
+            self._close()
+            return
+        self._active = None
+        self._continue(keep_alive)
+
+    def _continue(self, keep_alive: bool) -> None:
+        """After a response: close, or serve what is queued, or wait for more."""
+        if not keep_alive or self._closed or self._draining:
+            self._close()
+            return
+        if self._upgrade_leftover is not None:
+            self._upgrade_refused()
+        if self._active is None:
+            self._next()
+
+    async def _serve(
+        self,
+        request: Request,
+        keep_alive: bool,
+        *,
+        exchange: object = None,
+        started: float | None = None,
+        response: Response | None = None,
+    ) -> None:
+        """Handle a request (or carry on with an `exchange` or a `response` the
+        callback path began) and write the response."""
+        if started is None:
+            started = time.monotonic()
         status = 0
         sent = 0
         try:
-            try:
-                response = await self.site.handler.handle(request, self.conn)
-            except ProxyError as exc:
-                response = local_response(exc.status, str(exc))
+            if response is None:
+                try:
+                    if exchange is None:
+                        response = await self.site.handler.handle(request, self.conn)
+                    else:
+                        response = await self.site.handler.forward(exchange)  # type: ignore[attr-defined]
+                except ProxyError as exc:
+                    response = local_response(exc.status, str(exc))
             status = response.status
             if response.tunnel is not None and status == 101:
                 self._open_tunnel(request, response)
@@ -441,13 +552,7 @@ class H1Server(asyncio.Protocol):
         self._active = None
         if request.body is not None and not request.body.at_eof:
             keep_alive = keep_alive and await self._discard_body(request.body)
-        if not keep_alive or self._closed or self._draining:
-            self._close()
-            return
-        if self._upgrade_leftover is not None:
-            self._upgrade_refused()
-        if self._active is None:
-            self._next()
+        self._continue(keep_alive)
 
     def _upgrade_refused(self) -> None:
         """The backend answered an Upgrade request normally: parse HTTP/1.1 again."""
@@ -483,6 +588,41 @@ class H1Server(asyncio.Protocol):
         except (TimeoutError, ProxyError):
             return False
         return True
+
+    def _write_complete(
+        self, request: Request, response: Response, keep_alive: bool
+    ) -> tuple[int, bool]:
+        """Write a response whose whole body is here, in one write, framed by
+        Content-Length (the backend's framing is not copied)."""
+        transport = self.transport
+        assert transport is not None
+        status = response.status
+        body = response.body
+        data = body if isinstance(body, bytes) else body.take_buffered()
+        no_body = request.method == "HEAD" or status in _NO_BODY_STATUS or status < 200
+        lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} {reason(status)}\r\n"]
+        for name, value in response.headers:
+            if name not in HOP_BY_HOP and name != "content-length":
+                lines.append(f"{name}: {value}\r\n")
+        if isinstance(body, bytes):
+            if status not in _NO_BODY_STATUS:
+                lines.append(f"content-length: {len(data)}\r\n")
+        elif response.content_length is not None:
+            # A HEAD response keeps the length a GET would have had (RFC 9110 9.3.2).
+            lines.append(f"content-length: {response.content_length}\r\n")
+        elif not no_body:
+            lines.append(f"content-length: {len(data)}\r\n")  # the whole body is here
+        if not keep_alive:
+            lines.append("connection: close\r\n")
+        elif request.version == "1.0":
+            lines.append("connection: keep-alive\r\n")
+        lines.append("\r\n")
+        head = "".join(lines).encode("latin-1")
+        if no_body or not data:
+            transport.write(head)
+            return 0, keep_alive
+        transport.write(head + data)
+        return len(data), keep_alive
 
     async def _write_response(
         self, request: Request, response: Response, keep_alive: bool

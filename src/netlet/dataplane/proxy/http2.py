@@ -28,9 +28,9 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from netlet.dataplane.proxy.http1 import HOP_BY_HOP
 from netlet.dataplane.proxy.site import ConnInfo, Site
 from netlet.dataplane.proxy.streams import (
+    HOP_BY_HOP,
     BodyStream,
     Headers,
     ProxyError,

@@ -1,5 +1,6 @@
 """Data-plane state attached to the gateway brain's backends: endpoints as socket
-addresses, the round-robin cursor, and how to talk to them.
+addresses, the round-robin cursor, and how to talk to them (HTTP/1.1 or h2c,
+TLS from a BackendTLSPolicy).
 
 The brain's `Backend` values are immutable and shared by every rule that uses
 them; the proxy needs a little mutable state per backend (which endpoint is
@@ -14,7 +15,8 @@ import ipaddress
 import random
 from collections.abc import Callable
 
-from netlet.gateway.table import Backend, BackendState
+from netlet.dataplane.proxy import tls as tlsmod
+from netlet.gateway.table import Backend, BackendState, BackendTLS, Certificate
 
 Endpoint = tuple[str, int]
 
@@ -32,13 +34,18 @@ class Upstream:
         "h2c",
         "labels",
         "name",
+        "refusal",
         "refused",
         "status",
-        "unsupported",
+        "tls",
     )
 
     def __init__(
-        self, backend: Backend, grpc: bool = False, allow: Callable[[str], bool] | None = None
+        self,
+        backend: Backend,
+        grpc: bool = False,
+        allow: Callable[[str], bool] | None = None,
+        origin: Callable[[BackendTLS], tlsmod.OriginTLS] | None = None,
     ) -> None:
         self.backend = backend
         self.name = str(backend.key)
@@ -57,15 +64,21 @@ class Upstream:
             self.status: int | None = 503
         else:
             self.status = backend.status_code
-        # BackendTLSPolicy asks for TLS to the backend, which this proxy does not
-        # originate yet: refuse rather than send the request in clear text.
-        self.unsupported = ""
-        if backend.tls is not None and self.status is None:
-            self.status = 503
-            self.unsupported = (
-                f"{self.name}: BackendTLSPolicy {backend.tls.policy} "
-                "(TLS to backends) is not supported by the proxy"
-            )
+        # BackendTLSPolicy: TLS to every endpoint. A policy without a usable CA
+        # (NoValidCACertificate) must fail its connections with a 5xx: answered here,
+        # never sent in clear text.
+        self.tls: tlsmod.OriginTLS | None = None
+        self.refusal = ""
+        policy = backend.tls
+        if policy is not None and self.status is None:
+            if not policy.valid:
+                self.status = 503
+                self.refusal = (
+                    f"{self.name}: BackendTLSPolicy {policy.policy} has no valid CA "
+                    "certificate (NoValidCACertificate)"
+                )
+            else:
+                self.tls = (origin or origin_tls)(policy)
         self._next = random.randrange(len(self.endpoints)) if self.endpoints else 0
 
     def endpoint(self) -> Endpoint:
@@ -81,25 +94,56 @@ class Upstream:
         return f"Upstream({self.name!r}, {list(self.endpoints)!r})"
 
 
+def origin_tls(policy: BackendTLS, client: Certificate | None = None) -> tlsmod.OriginTLS:
+    """The data plane's TLS settings for a (valid) BackendTLSPolicy."""
+    return tlsmod.OriginTLS(
+        policy.policy,
+        policy.hostname,
+        ca_pem=policy.ca_bundle,
+        system=policy.well_known == "System",
+        subject_alt_names=policy.subject_alt_names,
+        client_certificate=(
+            tlsmod.Certificate(client.cert_pem, client.key_pem) if client is not None else None
+        ),
+    )
+
+
 class Upstreams:
-    """`Upstream` per brain `Backend` object (and per gRPC-ness), made on first use.
+    """`Upstream` per brain `Backend` object (and per gRPC-ness), made on first use,
+    for one Gateway (whose client certificate goes to backends with a BackendTLSPolicy).
 
     `allow` filters endpoint addresses: the loopback mode of `gateway serve` only
     lets traffic go to loopback backends (anything else would leave the machine
     through its real network); refused endpoints count as missing (503)."""
 
-    __slots__ = ("_by_id", "allow")
+    __slots__ = ("_by_id", "_origins", "allow", "client_certificate")
 
-    def __init__(self, allow: Callable[[str], bool] | None = None) -> None:
+    def __init__(
+        self,
+        allow: Callable[[str], bool] | None = None,
+        client_certificate: Certificate | None = None,
+    ) -> None:
         self._by_id: dict[tuple[int, bool], Upstream] = {}
+        # One OriginTLS per policy object: backends sharing a policy share a pool.
+        self._origins: dict[int, tuple[BackendTLS, tlsmod.OriginTLS]] = {}
         self.allow = allow
+        self.client_certificate = client_certificate
 
     def get(self, backend: Backend, grpc: bool = False) -> Upstream:
         key = (id(backend), grpc)
         upstream = self._by_id.get(key)
         if upstream is None or upstream.backend is not backend:
-            upstream = self._by_id[key] = Upstream(backend, grpc, self.allow)
+            upstream = self._by_id[key] = Upstream(backend, grpc, self.allow, self._origin)
         return upstream
+
+    def _origin(self, policy: BackendTLS) -> tlsmod.OriginTLS:
+        known = self._origins.get(id(policy))
+        if known is None or known[0] is not policy:
+            known = self._origins[id(policy)] = (
+                policy,
+                origin_tls(policy, self.client_certificate),
+            )
+        return known[1]
 
 
 def loopback_only(address: str) -> bool:

@@ -10,6 +10,19 @@ the end: in-flight requests finish on the table they began with.
 Routers never parse configuration per request: they call the brain's matching
 functions (`netlet.gateway.match`, the one implementation) on the precomputed
 programs.
+
+The decision memo: `match_http` is a pure function of the program and of what it
+reads from the request - method, scheme, Host, path and query, port, SNI and the
+headers `routing_headers` names (those some match on the port tests, and
+content-type). Decisions that depend on nothing else (no filter rewrites the
+request or redirects, no CORS, no backendRef filters: `memoizable`) are kept per
+snapshot under exactly that key, so requests differing in other headers (request
+ids, cookies, user agents) reuse one decision. Such a decision carries the request
+it was first made for: the engine forwards the client's own request instead, which
+is what the brain would have computed (`Engine.prepare`). Bounded; a new snapshot
+starts empty, so a reload never serves a stale decision. A decision is kept on the
+second request with its key (a doorkeeper set of key hashes remembers the first),
+so traffic whose every request differs (unique paths) does not churn the memo.
 """
 
 from __future__ import annotations
@@ -17,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import random
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from netlet.dataplane.proxy import tls
@@ -34,11 +47,13 @@ from netlet.gateway.match import (
     match_tls,
     match_udp,
     pick_backend,
+    routing_headers,
     select_tls_listener,
 )
 from netlet.gateway.table import Certificate, GatewayProgram
 
 DECISION_MEMO_SIZE = 4096
+DOORKEEPER_SIZE = 16384
 
 
 @dataclass(slots=True)
@@ -48,15 +63,36 @@ class Snapshot:
 
     generation: int
     programs: Mapping[str, GatewayProgram]
-    upstreams: Upstreams = field(default_factory=Upstreams)
-    # match_http is a pure function of (program, request): identical requests (all
-    # of method, scheme, host, port, path, query, headers, SNI equal) get the
-    # decision computed for the first one. Bounded; emptied when full.
+    # Endpoint filter of every Upstreams (loopback mode), see plan.Upstreams.
+    allow: Callable[[str], bool] | None = None
+    _upstreams: dict[str, Upstreams] = field(default_factory=dict)
+    # The decision memo (see the module doc), per Gateway; emptied when full.
     decisions: dict[str, dict[tuple[object, ...], HTTPDecision]] = field(default_factory=dict)
+    # Hashes of memo keys seen once (see the module doc), per Gateway.
+    seen: dict[str, set[int]] = field(default_factory=dict)
+    # routing_headers per (Gateway, port), computed once.
+    _routing: dict[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)
     _contexts: dict[tuple[str, str], ssl.SSLContext] = field(default_factory=dict)
 
     def program(self, gateway: str) -> GatewayProgram | None:
         return self.programs.get(gateway)
+
+    def routing_headers(self, gateway: str, port: int) -> tuple[str, ...]:
+        names = self._routing.get((gateway, port))
+        if names is None:
+            program = self.programs.get(gateway)
+            names = routing_headers(program, port) if program is not None else ("content-type",)
+            self._routing[(gateway, port)] = names
+        return names
+
+    def upstreams(self, gateway: str) -> Upstreams:
+        """The data-plane state of one Gateway's backends (made on first use)."""
+        found = self._upstreams.get(gateway)
+        if found is None:
+            program = self.programs.get(gateway)
+            client = program.client_certificate if program is not None else None
+            found = self._upstreams[gateway] = Upstreams(self.allow, client)
+        return found
 
     def ssl_context(self, certificate: Certificate) -> ssl.SSLContext:
         """An SSL context serving `certificate` (ALPN h2, http/1.1), made once."""
@@ -94,29 +130,64 @@ class GatewayRouter:
 
     def decide(self, request: Request, conn: ConnInfo) -> tuple[HTTPDecision, Upstreams]:
         snapshot = self.holder.current
-        program = snapshot.programs.get(self.gateway)
+        gateway = self.gateway
+        program = snapshot.programs.get(gateway)
         if program is None:
-            raise ProxyError(f"Gateway {self.gateway} is not served any more", 404)
-        memo = snapshot.decisions.get(self.gateway)
+            raise ProxyError(f"Gateway {gateway} is not served any more", 404)
+        memo = snapshot.decisions.get(gateway)
         if memo is None:
-            memo = snapshot.decisions[self.gateway] = {}
-        # Everything `gateway_request` reads, so equal keys mean equal brain requests.
+            memo = snapshot.decisions[gateway] = {}
+        port = conn.site.port
+        names = snapshot.routing_headers(gateway, port)
         key = (
             request.method,
             request.scheme,
             request.authority,
             request.path,
-            conn.site.port,
+            port,
             conn.sni,
-            tuple(request.headers),
+            # Usually just content-type: no match on the port tests a header.
+            request.header(names[0])
+            if len(names) == 1
+            else tuple(request.header(name) for name in names),
         )
         decision = memo.get(key)
         if decision is None:
             decision = match_http(program, gateway_request(request, conn))
-            if len(memo) >= DECISION_MEMO_SIZE:
-                memo.clear()
-            memo[key] = decision
-        return decision, snapshot.upstreams
+            if memoizable(decision):
+                self._remember(snapshot, memo, key, decision)
+        return decision, snapshot.upstreams(gateway)
+
+    def _remember(
+        self,
+        snapshot: Snapshot,
+        memo: dict[tuple[object, ...], HTTPDecision],
+        key: tuple[object, ...],
+        decision: HTTPDecision,
+    ) -> None:
+        seen = snapshot.seen.get(self.gateway)
+        if seen is None:
+            seen = snapshot.seen[self.gateway] = set()
+        digest = hash(key)
+        if digest not in seen:
+            if len(seen) >= DOORKEEPER_SIZE:
+                seen.clear()
+            seen.add(digest)
+            return
+        if len(memo) >= DECISION_MEMO_SIZE:
+            memo.clear()
+        memo[key] = decision
+
+
+def memoizable(decision: HTTPDecision) -> bool:
+    """True when the decision depends only on the memo key (see the module doc)."""
+    outcome = decision.outcome
+    return (
+        not outcome.per_request
+        and outcome.cors is None
+        and not outcome.backend_filters
+        and not decision.response_headers
+    )
 
 
 class L4GatewayRouter:
@@ -148,10 +219,18 @@ class L4GatewayRouter:
         chosen = pick_backend(decision.backends, random.random())
         if chosen is None:
             raise ProxyError("every backendRef has weight 0", 503)
-        upstream = snapshot.upstreams.get(chosen.backend)
+        upstream = snapshot.upstreams(self.gateway).get(chosen.backend)
         if upstream.status is not None:
             # An invalid share is refused (the connection is closed), as for TCPRoute.
             raise ProxyError(f"{upstream.name}: backend unavailable", upstream.status)
+        if upstream.tls is not None:
+            # Streams are relayed as they are: a backend that wants TLS from the Gateway
+            # (BackendTLSPolicy) is refused rather than sent the stream in clear text.
+            raise ProxyError(
+                f"{upstream.name}: BackendTLSPolicy {upstream.tls.policy} asks for TLS, "
+                f"which {self.protocol} routes do not originate",
+                503,
+            )
         return upstream.endpoint()
 
 

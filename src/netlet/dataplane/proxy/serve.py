@@ -7,6 +7,11 @@ and the old snapshot stays in service. Otherwise the new snapshot is published
 with one assignment (`Holder.swap`) and the sockets are adjusted; requests in
 flight finish on the snapshot they started with.
 
+Programs come from manifests (`paths`), or - in the node lab - from a file of
+pickled programs the lab wrote from its own ClusterState (`program_file`, in the
+lab's root-only state directory), so the proxy serves exactly the tables the lab
+computed, pod IPs included, without loading manifests again.
+
 Workers (`--workers N`, N > 1): N processes each run the whole proxy on the same
 ports with SO_REUSEPORT, so the kernel spreads connections over them; the
 parent process only supervises them and serves the admin endpoint, adding the
@@ -21,6 +26,7 @@ import ctypes
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import signal
 import time
 from collections.abc import Callable, Iterable
@@ -33,7 +39,7 @@ from netlet.dataplane.proxy.admin import AdminHandler
 from netlet.dataplane.proxy.http1 import H1Server
 from netlet.dataplane.proxy.limits import Limits
 from netlet.dataplane.proxy.observe import AccessLog, Stats, merge
-from netlet.dataplane.proxy.plan import Upstreams, loopback_only
+from netlet.dataplane.proxy.plan import loopback_only
 from netlet.dataplane.proxy.routing import Holder, Snapshot
 from netlet.dataplane.proxy.server import ProxyServer, default_port_offset
 from netlet.dataplane.proxy.site import Site
@@ -58,17 +64,29 @@ class ServeOptions:
     workers: int = 1
     netns: str | None = None
     use_uvloop: bool = True
-    # In loopback mode (--bind-override 127.x), backends outside loopback are not
-    # used (their traffic would leave through the machine's network) unless allowed.
+    # In loopback mode (--bind-override 127.x) on the machine's own network, backends
+    # outside loopback are not used (their traffic would leave through the machine's
+    # network) unless allowed. Inside a namespace (--netns, the node lab) the
+    # namespace's routes are the limit: pod IPs are what the backends are.
     allow_external_backends: bool = False
     limits: Limits = field(default_factory=Limits)
+    program_file: str | None = None  # pickled {"ns/name": GatewayProgram}, see the doc
 
     @property
     def endpoint_filter(self) -> Callable[[str], bool] | None:
         override = self.bind_override
-        if override and not self.allow_external_backends and loopback_only(override):
+        if (
+            self.netns is None
+            and override
+            and not self.allow_external_backends
+            and loopback_only(override)
+        ):
             return loopback_only
         return None
+
+    @property
+    def watched(self) -> tuple[str, ...]:
+        return (self.program_file,) if self.program_file else self.paths
 
     @property
     def offset(self) -> int:
@@ -80,6 +98,14 @@ class LoadError(Exception):
 
 
 def load_programs(options: ServeOptions) -> dict[str, GatewayProgram]:
+    if options.program_file is not None:
+        stored = read_program_file(options.program_file)
+        if options.gateways:
+            missing = [g for g in options.gateways if g not in stored]
+            if missing:
+                raise LoadError(f"{options.program_file} has no program for {', '.join(missing)}")
+            stored = {g: stored[g] for g in options.gateways}
+        return stored
     result = load_cluster(list(options.paths))
     if result.errors:
         shown = "\n".join(str(d) for d in result.errors[:20])
@@ -92,6 +118,29 @@ def load_programs(options: ServeOptions) -> dict[str, GatewayProgram]:
             raise LoadError(f"no programmed netlet Gateway named {', '.join(missing)}")
         programs = {g: programs[g] for g in options.gateways}
     return dict(programs)
+
+
+def write_program_file(path: str, programs: dict[str, GatewayProgram]) -> None:
+    """Write programs for `program_file` atomically, readable by the owner only."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        pickle.dump(programs, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+
+
+def read_program_file(path: str) -> dict[str, GatewayProgram]:
+    # Only files netlet wrote itself, in a directory only root writes (the lab's state).
+    try:
+        with open(path, "rb") as fh:
+            programs = pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError) as exc:
+        raise LoadError(f"cannot read programs from {path}: {exc}") from None
+    if not isinstance(programs, dict) or not all(
+        isinstance(k, str) and isinstance(v, GatewayProgram) for k, v in programs.items()
+    ):
+        raise LoadError(f"{path} does not hold gateway programs")
+    return programs
 
 
 def fingerprint(paths: Iterable[str]) -> tuple[tuple[str, int, int], ...]:
@@ -164,7 +213,7 @@ class Runtime:
 
     async def start(self) -> list[str]:
         """Load and serve; raises LoadError when the first load fails."""
-        self._fingerprint = fingerprint(self.options.paths)
+        self._fingerprint = fingerprint(self.options.watched)
         loop = asyncio.get_running_loop()
         programs = await loop.run_in_executor(None, load_programs, self.options)
         problems = await self._publish(programs)
@@ -176,7 +225,7 @@ class Runtime:
 
     async def _publish(self, programs: dict[str, GatewayProgram]) -> list[str]:
         self.generation += 1
-        snapshot = Snapshot(self.generation, programs, Upstreams(self.options.endpoint_filter))
+        snapshot = Snapshot(self.generation, programs, self.options.endpoint_filter)
         problems = await self.server.apply(snapshot)
         self.last_reload = {
             "generation": self.generation,
@@ -212,7 +261,7 @@ class Runtime:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.options.watch_interval)
-            current = fingerprint(self.options.paths)
+            current = fingerprint(self.options.watched)
             if current != self._fingerprint:
                 self._fingerprint = current
                 await self.reload()

@@ -19,6 +19,19 @@ from dataclasses import dataclass, field
 
 Headers = list[tuple[str, str]]
 
+# Headers that describe one hop, never forwarded as they are (RFC 9110 7.6.1).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
 DEFAULT_HIGH_WATER = 256 * 1024
 
 

@@ -1,11 +1,21 @@
-"""TLS for the proxy: server contexts that pick a certificate by SNI, and a
-ClientHello reader that finds the SNI without decrypting anything (passthrough).
+"""TLS for the proxy: server contexts that pick a certificate by SNI, a
+ClientHello reader that finds the SNI without decrypting anything (passthrough),
+and the client side towards backends with a BackendTLSPolicy (`OriginTLS`).
 
 Certificate choice follows the listener hostnames the certificates belong to:
 an exact name wins over a wildcard (`*.example.com` matches one more label), and
 a client without SNI, or with a name no certificate covers, gets the first
 listener's certificate. The chosen name is remembered on the SSL object so the
 HTTP layer can compare it with the Host header (421 on a mismatch).
+
+`OriginTLS` follows BackendTLSPolicy's `validation` (apis/v1
+backendtlspolicy_types.go): the backend's chain must verify against the
+caCertificateRefs bundle (or the system store with wellKnownCACertificates
+System); `hostname` is the SNI and the name the certificate must match, unless
+`subjectAltNames` are given: then one of the certificate's SANs must match one
+of them (Hostname: a DNS SAN, wildcards as in RFC 6125; URI: exact) and the
+hostname is not used for authentication. The Gateway's client certificate
+(spec.tls.backend.clientCertificateRef) is presented when there is one.
 
 `parse_client_hello` is a pure function over the first bytes of a connection
 (RFC 8446 4.1.2 and RFC 6066 3): it never reads past what it was given and
@@ -40,6 +50,13 @@ class Certificate:
 def _context(cert: Certificate, alpn: Sequence[str]) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    _load_chain(ctx, cert)
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    return ctx
+
+
+def _load_chain(ctx: ssl.SSLContext, cert: Certificate) -> None:
     # load_cert_chain only reads files: write the PEMs to a private directory briefly.
     with tempfile.TemporaryDirectory(prefix="netlet-tls-") as tmp:
         os.chmod(tmp, 0o700)
@@ -51,9 +68,6 @@ def _context(cert: Certificate, alpn: Sequence[str]) -> ssl.SSLContext:
         with os.fdopen(fd, "wb") as fh:
             fh.write(cert.key_pem)
         ctx.load_cert_chain(cert_path, key_path)
-    if alpn:
-        ctx.set_alpn_protocols(list(alpn))
-    return ctx
 
 
 def hostname_matches(pattern: str, name: str) -> bool:
@@ -98,6 +112,78 @@ def server_context(certs: Sequence[Certificate], alpn: Sequence[str] = ALPN_HTTP
 
     default.sni_callback = choose
     return default
+
+
+class OriginTLS:
+    """TLS from the proxy to a backend, as one BackendTLSPolicy asks (see the module
+    doc). Compared by identity: connections are pooled per OriginTLS."""
+
+    __slots__ = ("_ca_pem", "_client", "_contexts", "_system", "policy", "sans", "server_hostname")
+
+    def __init__(
+        self,
+        policy: str,
+        hostname: str,
+        ca_pem: bytes = b"",
+        system: bool = False,
+        subject_alt_names: Sequence[tuple[str, str]] = (),
+        client_certificate: Certificate | None = None,
+    ) -> None:
+        self.policy = policy
+        self.server_hostname = hostname
+        self.sans = tuple(subject_alt_names)
+        self._ca_pem = ca_pem
+        self._system = system
+        self._client = client_certificate
+        self._contexts: dict[str, ssl.SSLContext] = {}
+
+    def context(self, alpn: str) -> ssl.SSLContext:
+        """The client context for one ALPN protocol ("http/1.1" or "h2"), made once."""
+        ctx = self._contexts.get(alpn)
+        if ctx is None:
+            ctx = self._contexts[alpn] = self._make(alpn)
+        return ctx
+
+    def _make(self, alpn: str) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, hostname checked
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self._system:
+            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        if self._ca_pem:
+            ctx.load_verify_locations(cadata=self._ca_pem.decode("ascii", "replace"))
+        if self.sans:
+            # subjectAltNames given: the hostname MUST NOT be used for authentication;
+            # the chain is still verified, the names by `check` after the handshake.
+            ctx.check_hostname = False
+        if self._client is not None:
+            _load_chain(ctx, self._client)
+        ctx.set_alpn_protocols([alpn])
+        return ctx
+
+    def check(self, peercert: object) -> str | None:
+        """None when the verified certificate carries one of the wanted SANs (or when
+        none are wanted: OpenSSL checked the hostname); else why not."""
+        if not self.sans:
+            return None
+        names: list[tuple[str, str]] = []
+        if isinstance(peercert, dict):
+            names = [(str(k), str(v)) for k, v in peercert.get("subjectAltName", ())]
+        for kind, wanted in self.sans:
+            for typ, value in names:
+                if kind == "Hostname" and typ == "DNS":
+                    if value.lower() == wanted.lower() or hostname_matches(value, wanted):
+                        return None
+                elif kind == "URI" and typ == "URI" and value == wanted:
+                    return None
+        shown = ", ".join(f"{t}:{v}" for t, v in names) or "none"
+        wanted_text = ", ".join(f"{k} {v}" for k, v in self.sans)
+        return (
+            f"certificate subjectAltNames ({shown}) match none of BackendTLSPolicy "
+            f"{self.policy} subjectAltNames ({wanted_text})"
+        )
+
+    def __repr__(self) -> str:
+        return f"OriginTLS({self.policy!r}, sni={self.server_hostname!r})"
 
 
 def server_name(ssl_object: object) -> str | None:

@@ -7,6 +7,15 @@ many streams at once. A request that fails on a reused connection before any
 response byte arrived is sent once more on a fresh one when its body can be
 replayed (the backend may have closed the idle connection as we wrote).
 
+`UpstreamPool.start` is the same exchange without a Task or a future: for a
+request without a body on a pooled connection, the response (body complete,
+or streaming once it outgrows `DIRECT_BUFFER`) or the error goes to a callback
+from the protocol's own callbacks.
+
+TLS to a backend (BackendTLSPolicy) is an `OriginTLS`: the SSL context with the
+policy's CA certificates, `validation.hostname` as SNI, and the check of the
+certificate's name (the hostname, or one of `subjectAltNames` when given).
+
 Failures become `UpstreamError`s whose status comes from `ERROR_STATUS`:
 nothing accepting connections is 503 (the backend is unavailable), a
 connection that broke or a response that is not HTTP is 502, and a deadline is
@@ -20,6 +29,7 @@ import enum
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import cast
 
 import h2.config
@@ -34,12 +44,14 @@ from netlet.dataplane.proxy.deadlines import Deadlines
 from netlet.dataplane.proxy.limits import Limits
 from netlet.dataplane.proxy.observe import Stats
 from netlet.dataplane.proxy.streams import (
+    HOP_BY_HOP,
     BodyStream,
     Headers,
     ProxyError,
     Response,
     Tunnel,
 )
+from netlet.dataplane.proxy.tls import OriginTLS
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +64,7 @@ class Failure(enum.StrEnum):
     BAD_RESPONSE = "bad-response"
     TIMEOUT = "timeout"
     REFUSED_STREAM = "refused-stream"
+    TLS = "tls-error"
 
 
 ERROR_STATUS: dict[Failure, int] = {
@@ -62,7 +75,18 @@ ERROR_STATUS: dict[Failure, int] = {
     Failure.BAD_RESPONSE: 502,
     Failure.TIMEOUT: 504,
     Failure.REFUSED_STREAM: 503,
+    # No verified TLS session (BackendTLSPolicy): the backend is not usable, as
+    # with any other failure to connect (the spec asks for a 5xx).
+    Failure.TLS: 503,
 }
+
+Endpoint = tuple[str, int]
+# Connections are pooled per endpoint, and per TLS settings when TLS is originated.
+PoolKey = Endpoint | tuple[Endpoint, OriginTLS]
+
+# A callback-driven exchange (`UpstreamPool.start`) hands the response over once
+# its body is complete, or as a stream past this many buffered bytes.
+DIRECT_BUFFER = 64 * 1024
 
 
 class UpstreamError(ProxyError):
@@ -126,7 +150,7 @@ def h1_head(request: OutRequest, body: Body, upgrade: bool = False) -> tuple[byt
 class _H1Conn(asyncio.Protocol):
     """One HTTP/1.1 connection to a backend; one request at a time."""
 
-    def __init__(self, pool: UpstreamPool, key: tuple[str, int]) -> None:
+    def __init__(self, pool: UpstreamPool, key: PoolKey) -> None:
         self.pool = pool
         self.key = key
         # Kept: asyncio.get_running_loop() costs a getpid() syscall on Python 3.11.
@@ -150,6 +174,13 @@ class _H1Conn(asyncio.Protocol):
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
         self.close_delimited = False
+        self.content_length: int | None = None
+        self.chunked = False
+        self.parts: list[bytes] | None = None
+        self.parts_size = 0
+        # Callback mode (UpstreamPool.start): gets the response or the error, once.
+        self.on_done: Callable[[Response | UpstreamError], None] | None = None
+        self.timeout_callback = self.timed_out  # bound once, armed per request
 
     # Protocol ----------------------------------------------------------------------
 
@@ -170,16 +201,24 @@ class _H1Conn(asyncio.Protocol):
             self.abort()
 
     def eof_received(self) -> bool | None:
-        if self.close_delimited and self.body is not None:
+        self._end_close_delimited()
+        return None
+
+    def _end_close_delimited(self) -> None:
+        """A body without Content-Length or chunking ends with the connection."""
+        if not self.close_delimited:
+            return
+        if self.parts is not None:
+            self._collected()
+            if self.on_done is not None and self.response is not None:
+                self._deliver(self.response)
+        elif self.body is not None:
             self.body.end(self.trailers)
             self.body = None
-        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.close_delimited and self.body is not None:
-            self.body.end(self.trailers)
-            self.body = None
+        self._end_close_delimited()
         fresh = self.reused and not self.got_bytes
         self._fail(UpstreamError(Failure.RESET, "connection closed by backend", fresh_retry=fresh))
         waiter = self.drain_waiter
@@ -200,9 +239,26 @@ class _H1Conn(asyncio.Protocol):
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
+        elif self.on_done is not None:
+            self.body = None
+            self.parts = None
+            self._deliver(exc)
         elif self.body is not None:
             self.body.fail(exc)
             self.body = None
+
+    def _deliver(self, result: Response | UpstreamError) -> None:
+        on_done = self.on_done
+        self.on_done = None
+        self.pool.deadlines.clear(self)
+        if on_done is not None:
+            on_done(result)
+
+    def cancel(self) -> None:
+        """The client of a callback-mode exchange went away: drop the connection."""
+        self.on_done = None
+        self.pool.deadlines.clear(self)
+        self.abort()
 
     def abort(self) -> None:
         self.closed = True
@@ -211,9 +267,12 @@ class _H1Conn(asyncio.Protocol):
 
     def timed_out(self) -> None:
         """The response head did not come in time (Deadlines callback)."""
+        error = UpstreamError(Failure.TIMEOUT, "no response head in time")
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            waiter.set_exception(UpstreamError(Failure.TIMEOUT, "no response head in time"))
+            waiter.set_exception(error)
+        elif self.on_done is not None:
+            self._deliver(error)
         self.abort()
 
     # Parser callbacks ----------------------------------------------------------------
@@ -221,34 +280,46 @@ class _H1Conn(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.headers = []
         self.trailers = None
+        self.content_length = None
+        self.chunked = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        entry = (name.decode("latin-1").lower(), value.decode("latin-1"))
+        key = name.decode("latin-1").lower()
         if self.response is not None:
             if self.trailers is None:
                 self.trailers = []
-            self.trailers.append(entry)
+            self.trailers.append((key, value.decode("latin-1")))
+        elif key == "content-length":
+            # Framing is this hop's business (the client side frames its own response);
+            # llhttp has checked the value already.
+            self.content_length = int(value)
+        elif key in HOP_BY_HOP and not self.upgrade:
+            if key == "transfer-encoding":
+                self.chunked = True
         else:
-            self.headers.append(entry)
+            self.headers.append((key, value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self.informational = True
             return
-        content_length = None
-        chunked = False
-        for name, value in self.headers:
-            if name == "content-length":
-                content_length = int(value)
-            elif name == "transfer-encoding":
-                chunked = True
+        content_length = self.content_length
+        chunked = self.chunked
         transport = self.transport
         assert transport is not None
         no_body = self.head_only or status in (204, 304) or status == 101
+        body: BodyStream | bytes
         if no_body:
             body = BodyStream()
             body.end()
+        elif self.on_done is not None:
+            # Callback mode: the body is collected as bytes until it is complete (or
+            # outgrows DIRECT_BUFFER and turns into a stream).
+            body = b""
+            self.parts = []
+            self.parts_size = 0
+            self.close_delimited = content_length is None and not chunked
         else:
             body = BodyStream(
                 pause=transport.pause_reading,
@@ -268,14 +339,45 @@ class _H1Conn(asyncio.Protocol):
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(response)
+        elif self.head_only and self.on_done is not None:
+            self._deliver(response)
         if self.head_only:
             # llhttp would wait for a body a HEAD response never has: do not reuse.
             self.closed = True
             transport.close()
 
     def on_body(self, data: bytes) -> None:
+        parts = self.parts
+        if parts is not None:
+            parts.append(data)
+            self.parts_size += len(data)
+            if self.parts_size > DIRECT_BUFFER:
+                self._to_stream()  # a big body: stream it from here on
+            return
         if self.body is not None:
             self.body.feed(data)
+
+    def _to_stream(self) -> None:
+        """Callback mode, body too big to collect: hand the response over streaming."""
+        transport, response, parts = self.transport, self.response, self.parts
+        assert transport is not None and response is not None and parts is not None
+        body = BodyStream(
+            pause=transport.pause_reading,
+            resume=transport.resume_reading,
+            high_water=self.pool.limits.body_high_water,
+        )
+        for part in parts:
+            body.feed(part)
+        self.parts = None
+        self.body = response.body = body
+        self._deliver(response)
+
+    def _collected(self) -> None:
+        """Callback mode: the body is complete; put it in the response."""
+        parts, response = self.parts, self.response
+        self.parts = None
+        if parts is not None and response is not None:
+            response.body = parts[0] if len(parts) == 1 else b"".join(parts)
 
     def on_message_complete(self) -> None:
         if self.informational:
@@ -284,7 +386,10 @@ class _H1Conn(asyncio.Protocol):
         if self.body is not None:
             self.body.end(self.trailers)
             self.body = None
+        elif self.parts is not None:
+            self._collected()
         keep = self.parser.should_keep_alive() and self.request_sent and not self.closed
+        response = self.response
         self.response = None
         self.waiter = None
         if self.upgrade:
@@ -295,6 +400,9 @@ class _H1Conn(asyncio.Protocol):
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
+        if self.on_done is not None and response is not None:
+            # Last: the callback may start the next exchange on this very connection.
+            self._deliver(response)
 
     # Sending -------------------------------------------------------------------------
 
@@ -313,8 +421,22 @@ class _H1Conn(asyncio.Protocol):
         self.response = None
         self.body = None
         self.close_delimited = False
+        self.on_done = None
+        self.parts = None
         self.waiter = waiter = self.loop.create_future()
         return waiter
+
+    def begin_direct(
+        self, head_only: bool, on_done: Callable[[Response | UpstreamError], None]
+    ) -> None:
+        self.head_only = head_only
+        self.got_bytes = False
+        self.response = None
+        self.body = None
+        self.parts = None
+        self.close_delimited = False
+        self.waiter = None
+        self.on_done = on_done
 
 
 class UpstreamPool:
@@ -323,29 +445,74 @@ class UpstreamPool:
     def __init__(self, limits: Limits | None = None, stats: Stats | None = None) -> None:
         self.limits = limits or Limits()
         self.stats = stats or Stats()
-        self._idle: dict[tuple[str, int], deque[_H1Conn]] = {}
-        self._h2: dict[tuple[str, int], list[_H2Conn]] = {}
+        self._idle: dict[PoolKey, deque[_H1Conn]] = {}
+        self._h2: dict[PoolKey, list[_H2Conn]] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
         self.deadlines = Deadlines()
 
-    # HTTP/1.1 ------------------------------------------------------------------------
+    # Connecting ------------------------------------------------------------------------
 
-    async def _connect_h1(self, key: tuple[str, int]) -> _H1Conn:
+    async def _connect(
+        self,
+        factory: Callable[[], _H1Conn | _H2Conn],
+        endpoint: Endpoint,
+        tls: OriginTLS | None,
+        alpn: str,
+    ) -> _H1Conn | _H2Conn:
+        """A new connection; with `tls`, the TCP connection first, then the handshake and
+        the certificate check (so a TLS failure is told apart from a refused port)."""
         loop = asyncio.get_running_loop()
+        where = f"{endpoint[0]}:{endpoint[1]}"
+        timeout = self.limits.connect_timeout
         try:
-            async with asyncio.timeout(self.limits.connect_timeout):
-                _, proto = await loop.create_connection(lambda: _H1Conn(self, key), *key)
+            async with asyncio.timeout(timeout):
+                if tls is None:
+                    _, proto = await loop.create_connection(factory, *endpoint)
+                    self.stats.bump("upstream_connections")
+                    return proto
+                raw, _ = await loop.create_connection(asyncio.Protocol, *endpoint)
         except TimeoutError:
-            raise UpstreamError(Failure.CONNECT_TIMEOUT, f"{key[0]}:{key[1]}") from None
+            raise UpstreamError(Failure.CONNECT_TIMEOUT, where) from None
         except ConnectionRefusedError:
-            raise UpstreamError(Failure.CONNECT_REFUSED, f"{key[0]}:{key[1]}") from None
+            raise UpstreamError(Failure.CONNECT_REFUSED, where) from None
         except OSError as exc:
-            raise UpstreamError(Failure.CONNECT_ERROR, f"{key[0]}:{key[1]}: {exc}") from None
+            raise UpstreamError(Failure.CONNECT_ERROR, f"{where}: {exc}") from None
+        proto = factory()
+        try:
+            transport = await loop.start_tls(
+                raw,
+                proto,
+                tls.context(alpn),
+                server_hostname=tls.server_hostname,
+                ssl_handshake_timeout=timeout,
+            )
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            raw.abort()
+            self.stats.bump("upstream_tls_failed")
+            detail = str(exc) or type(exc).__name__
+            raise UpstreamError(
+                Failure.TLS, f"{where}: TLS to {tls.server_hostname}: {detail}"
+            ) from None
+        assert transport is not None
+        problem = tls.check(transport.get_extra_info("peercert"))
+        if problem is not None:
+            transport.abort()
+            self.stats.bump("upstream_tls_failed")
+            raise UpstreamError(Failure.TLS, f"{where}: {problem}")
+        proto.connection_made(transport)
         self.stats.bump("upstream_connections")
         return proto
 
-    def _acquire_idle(self, key: tuple[str, int]) -> _H1Conn | None:
+    # HTTP/1.1 ------------------------------------------------------------------------
+
+    async def _connect_h1(self, endpoint: Endpoint, tls: OriginTLS | None) -> _H1Conn:
+        key: PoolKey = endpoint if tls is None else (endpoint, tls)
+        conn = await self._connect(lambda: _H1Conn(self, key), endpoint, tls, "http/1.1")
+        assert isinstance(conn, _H1Conn)
+        return conn
+
+    def _acquire_idle(self, key: PoolKey) -> _H1Conn | None:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
@@ -358,7 +525,9 @@ class UpstreamPool:
         if self._closed:
             conn.abort()
             return
-        idle = self._idle.setdefault(conn.key, deque())
+        idle = self._idle.get(conn.key)
+        if idle is None:
+            idle = self._idle[conn.key] = deque()
         if len(idle) >= self.limits.max_idle_per_backend:
             conn.closed = True
             if conn.transport is not None:
@@ -380,31 +549,57 @@ class UpstreamPool:
         self._sweeper = None
         deadline = time.monotonic() - self.limits.upstream_idle_timeout
         remaining = 0
-        for idle in self._idle.values():
+        for key, idle in list(self._idle.items()):
             while idle and idle[0].idle_since < deadline:
                 conn = idle.popleft()
                 conn.closed = True
                 if conn.transport is not None:
                     conn.transport.close()
+            if not idle:
+                del self._idle[key]  # keys of old snapshots' TLS settings do not pile up
             remaining += len(idle)
         if remaining and not self._closed:
             self._sweeper = asyncio.get_running_loop().call_later(
                 self.limits.upstream_idle_timeout / 2, self._sweep
             )
 
+    def start(
+        self,
+        endpoint: Endpoint,
+        request: OutRequest,
+        timeout: float | None,
+        on_done: Callable[[Response | UpstreamError], None],
+        tls: OriginTLS | None = None,
+    ) -> Callable[[], None] | None:
+        """Send a request without a body on a pooled HTTP/1.1 connection, now; `on_done`
+        gets the response or the error later (see the module doc). Returns a function
+        that abandons the exchange, or None when no pooled connection is free (then
+        use `send`, which connects)."""
+        conn = self._acquire_idle(endpoint if tls is None else (endpoint, tls))
+        if conn is None:
+            return None
+        head, _ = h1_head(request, None)
+        conn.begin_direct(request.method == "HEAD", on_done)
+        conn.request_sent = True
+        conn.transport.write(head)  # type: ignore[union-attr]
+        if timeout is not None:
+            self.deadlines.set(conn, timeout, conn.timeout_callback)
+        return conn.cancel
+
     async def send(
         self,
-        endpoint: tuple[str, int],
+        endpoint: Endpoint,
         request: OutRequest,
         body: Body,
         timeout: float | None,
         *,
         h2c: bool = False,
+        tls: OriginTLS | None = None,
     ) -> Response:
         """Send one request; the response head, its body still streaming."""
         if h2c:
-            return await self._send_h2(endpoint, request, body, timeout)
-        conn = self._acquire_idle(endpoint)
+            return await self._send_h2(endpoint, request, body, timeout, tls)
+        conn = self._acquire_idle(endpoint if tls is None else (endpoint, tls))
         if conn is not None and body is None:
             # Fast path: a pooled connection and no body (most requests).
             head, _ = h1_head(request, None)
@@ -419,7 +614,7 @@ class UpstreamPool:
                 if not exc.fresh_retry:
                     raise
                 self.stats.bump("upstream_stale_retry")
-                return await self._send_h1(None, endpoint, request, body, timeout)
+                return await self._send_h1(None, endpoint, tls, request, body, timeout)
             except BaseException:
                 conn.abort()
                 raise
@@ -428,23 +623,24 @@ class UpstreamPool:
                     self.deadlines.clear(conn)
         replayable = not isinstance(body, BodyStream)
         try:
-            return await self._send_h1(conn, endpoint, request, body, timeout)
+            return await self._send_h1(conn, endpoint, tls, request, body, timeout)
         except UpstreamError as exc:
             if exc.fresh_retry and replayable:
                 self.stats.bump("upstream_stale_retry")
-                return await self._send_h1(None, endpoint, request, body, timeout)
+                return await self._send_h1(None, endpoint, tls, request, body, timeout)
             raise
 
     async def _send_h1(
         self,
         conn: _H1Conn | None,
-        endpoint: tuple[str, int],
+        endpoint: Endpoint,
+        tls: OriginTLS | None,
         request: OutRequest,
         body: Body,
         timeout: float | None,
     ) -> Response:
         if conn is None:
-            conn = await self._connect_h1(endpoint)
+            conn = await self._connect_h1(endpoint, tls)
         head, chunked = h1_head(request, body)
         waiter = conn.begin(request.method == "HEAD")
         transport = conn.transport
@@ -471,11 +667,15 @@ class UpstreamPool:
                 self.deadlines.clear(conn)
 
     async def upgrade(
-        self, endpoint: tuple[str, int], request: OutRequest, timeout: float | None
+        self,
+        endpoint: Endpoint,
+        request: OutRequest,
+        timeout: float | None,
+        tls: OriginTLS | None = None,
     ) -> Response:
         """Send an Upgrade request on a connection of its own; a 101 comes back with
         the raw connection in `Response.tunnel`, anything else as a normal response."""
-        conn = await self._connect_h1(endpoint)
+        conn = await self._connect_h1(endpoint, tls)
         conn.upgrade = True
         head, _ = h1_head(request, None, upgrade=True)
         waiter = conn.begin(False)
@@ -496,36 +696,35 @@ class UpstreamPool:
             response.tunnel = Tunnel(conn.transport, conn.leftover)
         return response
 
-    # h2c -------------------------------------------------------------------------------
+    # HTTP/2 (h2c, or h2 over TLS) ------------------------------------------------------
 
-    async def _h2_conn(self, key: tuple[str, int]) -> _H2Conn:
+    async def _h2_conn(self, endpoint: Endpoint, tls: OriginTLS | None) -> _H2Conn:
+        key: PoolKey = endpoint if tls is None else (endpoint, tls)
         for conn in self._h2.get(key, ()):
             if conn.usable and conn.has_capacity:
                 return conn
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(self.limits.connect_timeout):
-                _, conn = await loop.create_connection(lambda: _H2Conn(self, key), *key)
-        except TimeoutError:
-            raise UpstreamError(Failure.CONNECT_TIMEOUT, f"{key[0]}:{key[1]}") from None
-        except ConnectionRefusedError:
-            raise UpstreamError(Failure.CONNECT_REFUSED, f"{key[0]}:{key[1]}") from None
-        except OSError as exc:
-            raise UpstreamError(Failure.CONNECT_ERROR, f"{key[0]}:{key[1]}: {exc}") from None
-        self.stats.bump("upstream_connections")
-        self._h2.setdefault(key, []).append(conn)
-        return conn
+        made = await self._connect(lambda: _H2Conn(self, key), endpoint, tls, "h2")
+        assert isinstance(made, _H2Conn)
+        self._h2.setdefault(key, []).append(made)
+        return made
 
     async def _send_h2(
-        self, endpoint: tuple[str, int], request: OutRequest, body: Body, timeout: float | None
+        self,
+        endpoint: Endpoint,
+        request: OutRequest,
+        body: Body,
+        timeout: float | None,
+        tls: OriginTLS | None,
     ) -> Response:
-        conn = await self._h2_conn(endpoint)
+        if tls is not None:
+            request.scheme = "https"
+        conn = await self._h2_conn(endpoint, tls)
         try:
             return await conn.request(request, body, timeout)
         except UpstreamError as exc:
             if exc.fresh_retry and not isinstance(body, BodyStream):
                 self.stats.bump("upstream_stale_retry")
-                conn = await self._h2_conn(endpoint)
+                conn = await self._h2_conn(endpoint, tls)
                 return await conn.request(request, body, timeout)
             raise
 
@@ -586,7 +785,7 @@ class _H2Stream:
 class _H2Conn(asyncio.Protocol):
     """An h2c connection to a backend (prior knowledge), multiplexing requests."""
 
-    def __init__(self, pool: UpstreamPool, key: tuple[str, int]) -> None:
+    def __init__(self, pool: UpstreamPool, key: PoolKey) -> None:
         self.pool = pool
         self.key = key
         config = h2.config.H2Configuration(client_side=True, header_encoding=None)

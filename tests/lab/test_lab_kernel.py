@@ -464,3 +464,43 @@ spec:
         assert [
             (r.target.port, r.outcome) for r in matrix.results if r.target.protocol == "TCP"
         ] == [(3869, Outcome.CONNECTED)]
+
+
+def test_node_namespaces_do_not_rate_limit_icmp_so_rejects_stay_observable(
+    two_by_three: ClusterState, lab_name: str
+) -> None:
+    with Lab.up(two_by_three, lab_name) as lab:
+        for node in lab.plan.nodes:
+            assert (
+                kernel.read_sysctl(names.netns_path(node.netns), "net.ipv4.icmp_ratelimit") == "0"
+            )
+
+
+def test_sync_routes_removes_on_link_and_gateway_routes_it_no_longer_plans(lab_name: str) -> None:
+    from netlet.dataplane.lab import topology
+    from netlet.dataplane.lab.plan import Route
+
+    netns = f"{names.netns_prefix(lab_name)}routes"
+    kernel.netns_create(netns)
+    try:
+        with kernel.netlink(names.netns_path(netns)) as ipr:
+            # A veth pair inside the namespace stands in for the fabric leg.
+            ipr.link("add", ifname=names.NODE_UPLINK, kind="veth", peer="peer0")
+            index = ipr.link_lookup(ifname=names.NODE_UPLINK)[0]
+            ipr.addr("add", index=index, address="172.31.0.2", prefixlen=24)
+            for name in (names.NODE_UPLINK, "peer0"):
+                ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
+        on_link = Route("10.96.0.0/12")
+        via = Route("10.244.9.0/24", "172.31.0.9")
+        topology.sync_routes(netns, (on_link, via), ())
+
+        def routes() -> str:
+            return subprocess.run(
+                ["ip", "-n", netns, "route"], capture_output=True, text=True, check=True
+            ).stdout
+
+        assert "10.96.0.0/12" in routes() and "10.244.9.0/24 via 172.31.0.9" in routes()
+        topology.sync_routes(netns, (), (on_link, via))
+        assert "10.96.0.0/12" not in routes() and "10.244.9.0/24" not in routes()
+    finally:
+        kernel.netns_delete(netns)

@@ -250,7 +250,7 @@ def reconcile(builder: Builder, plan: LabPlan, state: ClusterState) -> list[dict
                 _remove_peer_routes(old.spec)
             # A namespace being torn down (its proxy just stopped) keeps its veth pair
             # until the kernel gets to it: drop the pair now so the name is free.
-            _drop_fabric_port(plan.fabric_netns, gw.fabric_port)
+            topology.drop_fabric_port(plan.fabric_netns, gw.fabric_port)
             builder._make_ns(
                 gw.key,
                 gw.netns,
@@ -320,17 +320,6 @@ def _remove_peer_routes(spec: dict[str, Any]) -> None:
                 ipr.route("del", dst=dst, oif=found[0], scope=topology.SCOPE_LINK)
 
 
-def _drop_fabric_port(fabric_netns: str, port: str) -> None:
-    """Delete a Gateway's veth pair from the fabric's end (both ends go at once)."""
-    if not kernel.netns_exists(fabric_netns):
-        return
-    with kernel.netlink(names.netns_path(fabric_netns)) as ipr:
-        found = ipr.link_lookup(ifname=port)
-        if found:
-            with contextlib.suppress(NetlinkError):
-                ipr.link("del", index=found[0])
-
-
 def remove_gateway(journal: Journal, key: str) -> None:
     """Delete a Gateway's namespace, its routes in node and external namespaces and
     its program file (the supervisor stops its proxy when its entry goes)."""
@@ -338,7 +327,7 @@ def remove_gateway(journal: Journal, key: str) -> None:
     _remove_peer_routes(record.spec)
     port = record.spec.get("port")
     if port:
-        _drop_fabric_port(names.fabric_netns(journal.lab), str(port))
+        topology.drop_fabric_port(names.fabric_netns(journal.lab), str(port))
     kernel.netns_delete(record.netns)
     gateway = str(record.spec.get("gateway", key[len(KEY_PREFIX) :]))
     with contextlib.suppress(FileNotFoundError):

@@ -36,6 +36,10 @@ NODE_SYSCTLS = {
     **BASE_SYSCTLS,
     "net.ipv4.ip_forward": "1",
     "net.ipv6.conf.all.forwarding": "1",
+    # REJECT answers with ICMP, which the kernel rate-limits per destination; a prober
+    # sending many connections at once would see some REJECTs as timeouts (DROP).
+    "net.ipv4.icmp_ratelimit": "0",
+    "net.ipv6.icmp.ratelimit": "0",
 }
 
 
@@ -58,8 +62,22 @@ def setup_fabric(netns: str, bridge: str) -> None:
         _up(ipr, bridge)
 
 
+def drop_fabric_port(fabric_netns: str, port: str) -> None:
+    """Delete a veth pair from the fabric's end (both ends go at once). Needed before
+    re-creating a namespace's uplink: when a namespace is deleted the kernel removes
+    its veth peer asynchronously, so the old fabric port may still hold the name."""
+    if not os.path.exists(netns_path(fabric_netns)):
+        return
+    with netlink(netns_path(fabric_netns)) as ipr:
+        found = ipr.link_lookup(ifname=port)
+        if found:
+            with contextlib.suppress(NetlinkError):
+                ipr.link("del", index=found[0])
+
+
 def _uplink(netns: str, fabric_netns: str, fabric_port: str, bridge: str) -> None:
     """eth0 in `netns`, its peer `fabric_port` enslaved to the fabric bridge."""
+    drop_fabric_port(fabric_netns, fabric_port)
     fabric_fd = os.open(netns_path(fabric_netns), os.O_RDONLY | os.O_CLOEXEC)
     try:
         with netlink(netns_path(netns)) as ipr:
@@ -137,6 +155,8 @@ def sync_routes(netns: str, routes: tuple[Route, ...], old: tuple[Route, ...]) -
             kwargs: dict[str, object] = {"dst": route.dst, "oif": index}
             if route.via:
                 kwargs["gateway"] = route.via
+            else:
+                kwargs["scope"] = SCOPE_LINK  # on-link routes only match a delete by scope
             with contextlib.suppress(NetlinkError):
                 ipr.route("del", **kwargs)
         for route in routes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from netlet.cluster.state import ClusterState
 from netlet.gateway.build import GatewayWorld, build_world
 from netlet.gateway.conditions import Condition
+from netlet.gateway.status import GatewayStatus, ListenerSetStatus
 from netlet.resources.base import Resource
 from netlet.resources.diagnostics import Diagnostic, ObjectRef, warning
 from netlet.resources.gateway_api import (
@@ -56,6 +57,33 @@ def _describe(bad: list[Condition]) -> str:
     return "; ".join(f"{c.type.value}={c.status} ({c.reason.value}): {c.message}" for c in bad)
 
 
+def _listener_owner_findings(
+    state: ClusterState, kind: str, owner: GatewayStatus | ListenerSetStatus, code: str
+) -> list[Diagnostic]:
+    """A Gateway or ListenerSet that is not ready, and each of its listeners that is not."""
+    out = []
+    bad = _bad(owner.conditions)
+    if bad:
+        out.append(_finding(state, kind, owner.namespace, owner.name, "", _describe(bad), code))
+    for i, listener in enumerate(owner.listeners):
+        bad = _bad(listener.conditions)
+        if bad:
+            message = f"listener {listener.name}: {_describe(bad)}"
+            path = f"spec.listeners[{i}]"
+            out.append(
+                _finding(
+                    state,
+                    kind,
+                    owner.namespace,
+                    owner.name,
+                    path,
+                    message,
+                    "gateway-listener-not-ready",
+                )
+            )
+    return out
+
+
 def world_findings(state: ClusterState, world: GatewayWorld) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for gc in world.classes:
@@ -73,57 +101,10 @@ def world_findings(state: ClusterState, world: GatewayWorld) -> list[Diagnostic]
                 )
             )
     for gw in world.gateways:
-        if not gw.managed:
-            continue
-        bad = _bad(gw.conditions)
-        if bad:
-            out.append(
-                _finding(
-                    state, "Gateway", gw.namespace, gw.name, "", _describe(bad), "gateway-not-ready"
-                )
-            )
-        for i, listener in enumerate(gw.listeners):
-            bad = _bad(listener.conditions)
-            if bad:
-                out.append(
-                    _finding(
-                        state,
-                        "Gateway",
-                        gw.namespace,
-                        gw.name,
-                        f"spec.listeners[{i}]",
-                        f"listener {listener.name}: {_describe(bad)}",
-                        "gateway-listener-not-ready",
-                    )
-                )
+        if gw.managed:
+            out += _listener_owner_findings(state, "Gateway", gw, "gateway-not-ready")
     for ls in world.listener_sets:
-        bad = _bad(ls.conditions)
-        if bad:
-            out.append(
-                _finding(
-                    state,
-                    "ListenerSet",
-                    ls.namespace,
-                    ls.name,
-                    "",
-                    _describe(bad),
-                    "listenerset-not-ready",
-                )
-            )
-        for i, listener in enumerate(ls.listeners):
-            bad = _bad(listener.conditions)
-            if bad:
-                out.append(
-                    _finding(
-                        state,
-                        "ListenerSet",
-                        ls.namespace,
-                        ls.name,
-                        f"spec.listeners[{i}]",
-                        f"listener {listener.name}: {_describe(bad)}",
-                        "gateway-listener-not-ready",
-                    )
-                )
+        out += _listener_owner_findings(state, "ListenerSet", ls, "listenerset-not-ready")
     for route in world.routes:
         obj = state.get(KINDS[route.kind], route.namespace, route.name)
         refs = list(getattr(getattr(obj, "spec", None), "parent_refs", ()))

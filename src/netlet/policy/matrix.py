@@ -32,6 +32,7 @@ from netlet.policy.program import (
     Direction,
     NamedPort,
     PeerKind,
+    Policy,
     PolicyProgram,
     PortRange,
     Rule,
@@ -199,18 +200,7 @@ class BitsetWalker:
     def walk(self, applicable: Applicable, match: Callable[[Rule], int]) -> int:
         """Bitset of peer classes the subject's side accepts."""
         admin, nps, baseline = applicable
-        undecided, accepted, passed = self.all, 0, 0
-        for _, rules in admin:
-            for rule in rules:
-                hit = match(rule) & undecided
-                if hit:
-                    if rule.action is Action.ACCEPT:
-                        accepted |= hit
-                    elif rule.action is Action.PASS:
-                        passed |= hit
-                    undecided ^= hit
-            if not undecided:
-                break
+        accepted, passed, undecided = self._walk_tier(admin, match, self.all)
         remaining = undecided | passed
         if nps:
             allowed = 0
@@ -218,8 +208,19 @@ class BitsetWalker:
                 for rule in rules:
                     allowed |= match(rule)
             return accepted | (remaining & allowed)
-        undecided, passed = remaining, 0
-        for _, rules in baseline:
+        more, passed, undecided = self._walk_tier(baseline, match, remaining)
+        return accepted | more | undecided | passed  # what no tier decided is allowed
+
+    @staticmethod
+    def _walk_tier(
+        tier: tuple[tuple[Policy, tuple[Rule, ...]], ...],
+        match: Callable[[Rule], int],
+        undecided: int,
+    ) -> tuple[int, int, int]:
+        """First-match walk of one admin-style tier over the undecided peer classes:
+        (accepted, passed on to the next tier, still undecided). Deny is what is left out."""
+        accepted = passed = 0
+        for _, rules in tier:
             for rule in rules:
                 hit = match(rule) & undecided
                 if hit:
@@ -230,7 +231,7 @@ class BitsetWalker:
                     undecided ^= hit
             if not undecided:
                 break
-        return accepted | undecided | passed  # what no tier decided is allowed
+        return accepted, passed, undecided
 
     def _ingress_match(
         self, named: Mapping[tuple[str, Protocol], int], probe: Probe

@@ -47,10 +47,12 @@ from netlet.resources.base import Resource
 from netlet.resources.gateway_api import (
     GRPCRoute,
     GRPCRouteFilter,
+    GRPCRouteRule,
     HeaderMatch,
     HTTPRoute,
     HTTPRouteFilter,
     HTTPRouteMatch,
+    HTTPRouteRule,
     TCPRoute,
     TLSRoute,
     UDPRoute,
@@ -254,21 +256,37 @@ def compile_route(route: AnyRoute, resolver: BackendResolver, mesh: bool = False
     return compiled
 
 
+def _rule_parts(
+    i: int,
+    rule: HTTPRouteRule | GRPCRouteRule,
+    compiled: CompiledRoute,
+    resolver: BackendResolver,
+    mesh: bool,
+) -> tuple[tuple[Filter, ...], tuple[WeightedBackend, ...]] | None:
+    """The filters and backends of rule i, or None (recorded in `compiled.dropped`)
+    when the rule is invalid: the part shared by HTTPRoute and GRPCRoute rules."""
+    where = f"rules[{i}]"
+    if rule.session_persistence is not None:
+        compiled.dropped.append((i, f"{where}.sessionPersistence is not supported by netlet"))
+        return None
+    filters, why = _compile_filters(rule.filters, compiled, resolver, mesh, where)
+    backends: tuple[WeightedBackend, ...] = ()
+    if why is None:
+        backends, why = _backends(rule.backend_refs, compiled, resolver, mesh, where)
+    if why is not None:
+        compiled.dropped.append((i, why))
+        return None
+    return filters, backends
+
+
 def _compile_http(
     route: HTTPRoute, compiled: CompiledRoute, resolver: BackendResolver, mesh: bool
 ) -> None:
     for i, rule in enumerate(route.spec.rules):
-        where = f"rules[{i}]"
-        if rule.session_persistence is not None:
-            compiled.dropped.append((i, f"{where}.sessionPersistence is not supported by netlet"))
+        parts = _rule_parts(i, rule, compiled, resolver, mesh)
+        if parts is None:
             continue
-        filters, why = _compile_filters(rule.filters, compiled, resolver, mesh, where)
-        backends: tuple[WeightedBackend, ...] = ()
-        if why is None:
-            backends, why = _backends(rule.backend_refs, compiled, resolver, mesh, where)
-        if why is not None:
-            compiled.dropped.append((i, why))
-            continue
+        filters, backends = parts
         timeouts = None
         if rule.timeouts is not None:
             timeouts = Timeouts(
@@ -297,17 +315,10 @@ def _compile_grpc(
     if not rules:
         compiled.dropped.append((0, "the route has no rules"))
     for i, rule in enumerate(rules):
-        where = f"rules[{i}]"
-        if rule.session_persistence is not None:
-            compiled.dropped.append((i, f"{where}.sessionPersistence is not supported by netlet"))
+        parts = _rule_parts(i, rule, compiled, resolver, mesh)
+        if parts is None:
             continue
-        filters, why = _compile_filters(rule.filters, compiled, resolver, mesh, where)
-        backends: tuple[WeightedBackend, ...] = ()
-        if why is None:
-            backends, why = _backends(rule.backend_refs, compiled, resolver, mesh, where)
-        if why is not None:
-            compiled.dropped.append((i, why))
-            continue
+        filters, backends = parts
         matches: tuple[GRPCMatch, ...] | None = None
         if rule.matches:
             out = []

@@ -121,6 +121,20 @@ def add_route(ipr: IPRoute, index: int, route: Route) -> None:
             raise
 
 
+def _setup_host(
+    sysctls: dict[str, str],
+    netns: str,
+    fabric_netns: str,
+    fabric_port: str,
+    bridge: str,
+    addresses: tuple[str, ...],
+    routes: tuple[Route, ...],
+) -> None:
+    write_sysctl(netns_path(netns), sysctls)
+    _uplink(netns, fabric_netns, fabric_port, bridge)
+    _addresses_and_routes(netns, addresses, routes)
+
+
 def setup_node(
     netns: str,
     fabric_netns: str,
@@ -129,9 +143,8 @@ def setup_node(
     addresses: tuple[str, ...],
     routes: tuple[Route, ...],
 ) -> None:
-    write_sysctl(netns_path(netns), NODE_SYSCTLS)
-    _uplink(netns, fabric_netns, fabric_port, bridge)
-    _addresses_and_routes(netns, addresses, routes)
+    """A node namespace on the fabric: it forwards (pods route through it)."""
+    _setup_host(NODE_SYSCTLS, netns, fabric_netns, fabric_port, bridge, addresses, routes)
 
 
 def setup_external(
@@ -142,9 +155,8 @@ def setup_external(
     addresses: tuple[str, ...],
     routes: tuple[Route, ...],
 ) -> None:
-    write_sysctl(netns_path(netns), BASE_SYSCTLS)
-    _uplink(netns, fabric_netns, fabric_port, bridge)
-    _addresses_and_routes(netns, addresses, routes)
+    """The external client's namespace on the fabric: a plain host, no forwarding."""
+    _setup_host(BASE_SYSCTLS, netns, fabric_netns, fabric_port, bridge, addresses, routes)
 
 
 def sync_routes(netns: str, routes: tuple[Route, ...], old: tuple[Route, ...]) -> None:

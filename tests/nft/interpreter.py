@@ -169,6 +169,14 @@ class _Eval:
                 if tokens[i + 2] != "new":
                     return [("next", pkt, trail)]  # only new connections are evaluated
                 i += 3
+            elif two == ["ct", "mark", "set"] and tokens[i + 3 : i + 6] == ["ct", "mark", "map"]:
+                # ct mark set ct mark map @m: a miss ends the rule (nft(8), MAPS).
+                moved = _lookup(self.table, tokens[i + 6][1:], (pkt.ct_mark,))
+                if moved is None:
+                    return [("next", pkt, trail)]
+                assert isinstance(moved, tuple)
+                pkt = replace(pkt, ct_mark=int(moved[0]))
+                i += 7
             elif two == ["ct", "mark", "set"]:
                 if (
                     tokens[i + 3 : i + 6] != ["numgen", "random", "mod"]

@@ -119,6 +119,13 @@ def test_full_then_partial_syncs_leave_the_kernel_as_the_fake(netns: str, change
             assert structure(runner, Family.IP, name) == fake_structure(
                 fakes["fake"], Family.IP, name
             )
+        # The collection of what the partial sync deferred lands the same way.
+        for programmer in (kernel, fake):
+            assert all(r.error is None for r in programmer.collect(force=True))
+        for name in ("netlet", "netlet-policy"):
+            assert structure(runner, Family.IP, name) == fake_structure(
+                fakes["fake"], Family.IP, name
+            )
         # `netlet down` removes the tables.
         kernel.remove()
         assert runner.list_table(Family.IP, "netlet") is None

@@ -349,6 +349,56 @@ def test_a_partial_sync_moves_traffic_when_an_endpoint_goes(services_lab: Runnin
         assert all(r.error is None for r in running.tables.sync())
 
 
+def test_a_replaced_endpoint_gets_traffic_before_and_after_the_collection(
+    services_lab: Running,
+) -> None:
+    """only-b leaves Service etl and client-b joins it in one change: the slot keeps its
+    place, so the partial sync only adds (the new endpoint under a spare slot, the slot
+    redirected there; docs/nftables.md "Deletions wait for the kernel"). Real packets
+    must reach client-b through the redirect, and through the slot once collected."""
+    running = services_lab
+    from netlet.dataplane.nft.model import Family
+    from netlet.resources.core import Pod
+
+    def relabel(swap: bool) -> None:
+        fresh = load_text(services_world())
+        assert fresh.ok
+        adopt_lab_ips(fresh.state, running.lab.plan)
+        apps = {"only-b": "retired", "client-b": "only-b"} if swap else {}
+        objects = []
+        for obj, origin in ((o, fresh.state.origin(o)) for o in fresh.state.all_objects()):
+            if isinstance(obj, Pod) and obj.metadata.name in apps:
+                labels = {"app": apps[obj.metadata.name]}
+                obj = obj.model_copy(
+                    update={"metadata": obj.metadata.model_copy(update={"labels": labels})}
+                )
+            objects.append((obj, origin))
+        running.state.replace_all(objects)
+
+    etl = Target("clusterIP", "default/etl", "10.96.3.1", 80, "TCP", http=True, service_port=80)
+
+    def replies() -> set[str | None]:
+        probe = running.lab.probe
+        return {
+            probe(targets=[etl], sources=["default/client-a"], timeout=TIMEOUT).results[0].reply
+            for _ in range(5)
+        }
+
+    relabel(True)
+    try:
+        reports = running.tables.sync()
+        assert all(r.error is None and r.result is not None and not r.result.full for r in reports)
+        node_a = running.tables.programmer.nodes["node-a"].syncers[(Family.IP, "netlet")]
+        assert node_a.pending.moves, "the replaced endpoint should wait under a spare slot"
+        assert replies() == {"client-b"}
+        assert all(r.error is None for r in running.tables.programmer.collect(force=True))
+        assert not node_a.pending
+        assert replies() == {"client-b"}
+    finally:
+        relabel(False)
+        assert all(r.error is None for r in running.tables.sync())
+
+
 # Policy --------------------------------------------------------------------------
 
 

@@ -22,10 +22,11 @@ import pytest
 from netlet.cluster.state import ClusterState
 from netlet.dataplane.nft.fake import FakeNft
 from netlet.dataplane.nft.model import Family
+from netlet.dataplane.nft.node import ClusterProgrammer, fake_runners
 from netlet.dataplane.nft.services import ServicesRenderer
 from netlet.dataplane.nft.sync import full_sync
 from netlet.resources.core import Node as KubeNode
-from netlet.resources.core import Pod, Protocol
+from netlet.resources.core import Pod, PodIP, Protocol
 from netlet.services.builder import ProxyConfig, build_table
 from netlet.services.flow import OutcomeKind, evaluate
 from netlet.services.table import ServiceTable
@@ -112,3 +113,42 @@ def test_the_ip6_table_exists_only_for_dual_stack_clusters() -> None:
     single = ServicesRenderer().full(build_table(cluster(), "node-a"))
     dual = ServicesRenderer().full(build_table(dual_stack_cluster(), "node-a"))
     assert (list(single), list(dual)) == ([Family.IP], [Family.IP, Family.IP6])
+
+
+# A moved endpoint before and after the collection (docs/nftables.md, "Deletions wait
+# for the kernel"): while its new address waits under a spare slot, and once the
+# collection wrote it back, every flow still gives what the brain says.
+# dns-1 backs several ports (TCP and UDP); t-b a topology-aware Service.
+MOVED = {"main": ("default", "dns-1", "10.244.1.99"), "topology": ("default", "t-b", "10.244.1.98")}
+
+
+@pytest.mark.parametrize("cluster_name", list(MOVED), ids=[f"{n} cluster" for n in MOVED])
+def test_a_moved_endpoint_is_reached_through_its_spare_slot_and_after_the_collection(
+    cluster_name: str,
+) -> None:
+    state = CLUSTERS[cluster_name]()
+    namespace, name, new_ip = MOVED[cluster_name]
+    factory, kernels = fake_runners()
+    programmer = ClusterProgrammer(state, {"node-a": "ns"}, factory)
+    try:
+        programmer.sync()
+        pod = state.get(Pod, namespace, name)
+        assert pod is not None
+        status = pod.status.model_copy(update={"pod_ip": new_ip, "pod_ips": (PodIP(ip=new_ip),)})
+        state.apply(pod.model_copy(update={"status": status}))
+        programmer.sync()
+        syncer = programmer.nodes["node-a"].syncers[(Family.IP, "netlet")]
+        assert syncer.pending.moves, "the move should wait under a spare slot"
+        table = build_table(state, "node-a")
+        view = Node(kernels["ns"], frozenset(table.node_ips), Family.IP)
+        for stage in ("pending", "collected"):
+            mismatches = [
+                f"{stage}: {src} -> {dst}:{port}/{proto}"
+                for src, proto, dst, port in flows(state, table, 4)
+                if brain(table, src, proto, dst, port) != service_fates(view, src, proto, dst, port)
+            ]
+            assert mismatches == [], "\n".join(mismatches[:10])
+            programmer.collect(force=True)
+            assert not syncer.pending
+    finally:
+        programmer.close()

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netlet.dataplane.nft.desired import DesiredTable, Fragment, FragmentBuilder
+from netlet.dataplane.nft.deferred import COLLECT_AFTER, MAX_PENDING, SPARE_BASE
+from netlet.dataplane.nft.desired import Deferral, DesiredTable, Fragment, FragmentBuilder
 from netlet.dataplane.nft.fake import FakeNft
 from netlet.dataplane.nft.model import (
     Chain,
@@ -35,7 +36,11 @@ SETS = (
     Set("ips", "ipv4_addr"),
     Map("vmap", "ipv4_addr : verdict"),
     Map("data", "mark : ipv4_addr"),
+    Map("moves", "mark : mark"),
 )
+# As the services renderer declares them: `data` keys move through `moves`, `ips`
+# elements may linger (tables built with deferrals=DEFERRALS).
+DEFERRALS = {"data": Deferral(moves="moves"), "ips": Deferral(linger=True)}
 
 
 def skeleton() -> Fragment:
@@ -71,8 +76,13 @@ def service(
     return b.build()
 
 
-def table(settings: tuple[object, ...] = (), **services: Fragment) -> DesiredTable:
-    return DesiredTable(Family.IP, "t", None, {"skeleton": SKELETON, **services}, settings)
+def table(
+    settings: tuple[object, ...] = (),
+    deferrals: dict[str, Deferral] | None = None,
+    **services: Fragment,
+) -> DesiredTable:
+    frags = {"skeleton": SKELETON, **services}
+    return DesiredTable(Family.IP, "t", None, frags, settings, deferrals or {})
 
 
 class Clock:
@@ -149,11 +159,21 @@ def test_a_removed_service_is_flushed_now_and_its_chain_deleted_a_second_later()
     s.sync(empty)
     assert "svc-web/x" in fake.chains(Family.IP, "t")  # flushed, not yet deleted
     clock.now += STALE_CHAIN_GRACE / 2
-    assert len(s.plan(empty).tx) == 0  # too early
+    assert len(s.plan(empty).tx) == 0 and s.collect() is None  # too early
     clock.now += STALE_CHAIN_GRACE
-    result = s.sync(empty)
-    assert result.deleted_stale == ("svc-web/x",)
+    assert len(s.plan(empty).tx) == 0  # a sync that deletes nothing leaves it for the collection
+    result = s.collect()
+    assert result is not None and result.deleted_stale == ("svc-web/x",)
     assert fake.dump() == _full(empty)
+
+
+def test_a_due_stale_chain_goes_with_the_next_sync_that_deletes_anyway() -> None:
+    s, _, clock = syncer()
+    s.sync(table(web=service("web", ["10.96.0.1"], {1: "10.244.0.1"}), db=service("db", [], {})))
+    s.sync(table(db=service("db", [], {})))
+    clock.now += 2 * STALE_CHAIN_GRACE
+    result = s.sync(table())  # db goes: this transaction deletes, so web's chain goes too
+    assert result.deleted_stale == ("svc-web/x",)
 
 
 def test_a_stale_chain_that_comes_back_is_reused_not_deleted() -> None:
@@ -288,7 +308,7 @@ def test_any_sequence_of_partial_syncs_ends_where_a_full_sync_would(
         s.sync(desired)
         clock.now += 0.4
     clock.now += 2 * STALE_CHAIN_GRACE
-    s.sync(sequence[-1])  # deletes the chains that went stale
+    s.collect()  # deletes the chains that went stale
     assert fake.dump() == _full(sequence[-1])
 
 
@@ -301,3 +321,174 @@ def test_elements_of_the_changed_fragment_only_are_compared() -> None:
     assert plan.change is not None
     assert len(plan.change.claims) == 3  # web's three claimed keys, nothing of big's
     assert plan.tx.count(Verb.DELETE, Element) == 1 and plan.tx.count(Verb.ADD, Element) == 1
+
+
+# Deferred deletions (netlet.dataplane.nft.deferred) -------------------------------
+# An nft -f holding any deletion waits for the kernel's RCU-deferred release
+# (nf_tables_api.c, nft_rcv_nl_event); where the renderer declares it harmless, a
+# partial sync only adds and the collection deletes later, in one batch.
+
+SPARE = str(SPARE_BASE)
+
+
+def moved(slots: dict[int, str], ips: tuple[str, ...] = ("10.96.0.1",)) -> DesiredTable:
+    return table(deferrals=DEFERRALS, web=service("web", ips, slots))
+
+
+def effective(fake: FakeNft) -> dict[str, tuple[str, ...] | None]:
+    """What each `data` key means to a packet: through `moves` first, as the rules look."""
+    data = {e.key[0]: e.value for e in fake.elements(Family.IP, "t", "data")}
+    moves = {e.key[0]: e.value for e in fake.elements(Family.IP, "t", "moves")}
+    out = {}
+    for key, value in data.items():
+        if int(key) >= SPARE_BASE:
+            continue
+        target = moves.get(key)
+        out[key] = data[target[0]] if target else value
+    return out
+
+
+def test_a_key_taking_a_new_value_is_written_under_a_spare_key_without_deleting() -> None:
+    s, fake, clock = syncer()
+    s.sync(moved({1: "10.244.0.1", 2: "10.244.0.2"}))
+    new = moved({1: "10.244.0.9", 2: "10.244.0.2"})
+    plan = s.plan(new)
+    assert ops(plan.tx) == [
+        f"add element ip t data {{ {SPARE} : 10.244.0.9 }}",
+        f"add element ip t moves {{ 1 : {SPARE} }}",
+    ]
+    result = s.sync(new)
+    assert result.deferred == 1
+    assert effective(fake) == {"1": ("10.244.0.9",), "2": ("10.244.0.2",)}
+    assert s.collect() is None  # not due yet
+    clock.now += COLLECT_AFTER
+    collection = s.plan_collection()
+    assert collection is not None
+    assert sorted(str(collection.tx).splitlines()) == [
+        "add element ip t data { 1 : 10.244.0.9 }",
+        f"delete element ip t data {{ 1 : 10.244.0.1, {SPARE} : 10.244.0.9 }}",
+        f"delete element ip t moves {{ 1 : {SPARE} }}",
+    ]
+    s.collect()
+    assert fake.dump() == _full(new)
+    assert s.collect() is None  # nothing left
+
+
+def test_a_lingering_element_claimed_again_is_not_added_twice_nor_collected() -> None:
+    fake = FakeNft()
+    clock = Clock()
+    s = Syncer(fake, clock)
+    only_ips = {"ips": Deferral(linger=True)}
+
+    def ips_table(*ips: str) -> DesiredTable:
+        b = FragmentBuilder(Family.IP, ("web",)).knows(SETS)
+        for ip in ips:
+            b.element("ips", (ip,))
+        return table(deferrals=only_ips, web=b.build())
+
+    s.sync(ips_table("10.96.0.1", "10.96.0.2"))
+    plan = s.plan(ips_table("10.96.0.1"))
+    assert len(plan.tx) == 0 and plan.result.deferred == 1  # 10.96.0.2 lingers
+    s.sync(ips_table("10.96.0.1"))
+    assert len(fake.elements(Family.IP, "t", "ips")) == 2
+    back = s.plan(ips_table("10.96.0.1", "10.96.0.2"))
+    assert len(back.tx) == 0 and back.result.deferred == 0  # the kernel still holds it
+    s.sync(ips_table("10.96.0.1", "10.96.0.2"))
+    clock.now += COLLECT_AFTER
+    assert s.collect() is None
+    assert fake.dump() == _full(ips_table("10.96.0.1", "10.96.0.2"))
+
+
+def test_a_key_moved_again_before_the_collection_settles_everything_in_that_sync() -> None:
+    s, fake, _ = syncer()
+    s.sync(moved({1: "10.244.0.1", 2: "10.244.0.2"}))
+    s.sync(moved({1: "10.244.0.9", 2: "10.244.0.2"}))
+    again = moved({1: "10.244.0.7", 2: "10.244.0.2"})
+    plan = s.plan(again)
+    assert sorted(str(plan.tx).splitlines()) == [
+        "add element ip t data { 1 : 10.244.0.7 }",
+        f"delete element ip t data {{ {SPARE} : 10.244.0.9, 1 : 10.244.0.1 }}",
+        f"delete element ip t moves {{ 1 : {SPARE} }}",
+    ]
+    assert plan.result.deferred == 0
+    s.sync(again)
+    assert fake.dump() == _full(again)
+
+
+def test_a_sync_that_must_delete_takes_every_pending_deletion_along() -> None:
+    s, fake, clock = syncer()
+    db = service("db", ["10.96.0.5"], {5: "10.244.0.5"})
+    s.sync(table(deferrals=DEFERRALS, web=service("web", ["10.96.0.1"], {1: "10.244.0.1"}), db=db))
+    web = service("web", ["10.96.0.1"], {1: "10.244.0.9"})
+    s.sync(table(deferrals=DEFERRALS, web=web, db=db))
+    assert len(s.pending) == 1
+    final = table(deferrals=DEFERRALS, web=web)  # db goes: its chain is flushed
+    result = s.sync(final)
+    assert result.deferred == 0 and not s.pending
+    clock.now += 2 * STALE_CHAIN_GRACE
+    s.collect()
+    assert fake.dump() == _full(final)
+
+
+def test_pending_deletions_are_bounded_the_sync_past_the_bound_settles_them() -> None:
+    s, fake, _ = syncer()
+    slots = dict.fromkeys(range(1, MAX_PENDING + 2), "10.244.0.1")
+    s.sync(moved(slots))
+    for k in range(1, MAX_PENDING + 1):
+        slots = {**slots, k: "10.244.0.2"}
+        assert s.sync(moved(slots)).deferred == k
+    assert len(fake.elements(Family.IP, "t", "moves")) == MAX_PENDING
+    slots = {**slots, MAX_PENDING + 1: "10.244.0.2"}  # no spare key left
+    result = s.sync(moved(slots))
+    assert result.deferred == 0 and not s.pending
+    assert fake.dump() == _full(moved(slots))
+
+
+def test_a_failed_collection_changes_nothing_and_the_next_sync_is_full() -> None:
+    fake = Flaky()
+    clock = Clock()
+    s = Syncer(fake, clock)
+    s.sync(moved({1: "10.244.0.1"}))
+    s.sync(moved({1: "10.244.0.9"}))
+    before = fake.dump()
+    fake.fail_next = True
+    try:
+        s.collect(force=True)
+    except NftError:
+        pass
+    else:  # pragma: no cover - the flaky kernel always refuses once
+        raise AssertionError("the collection should have failed")
+    assert fake.dump() == before
+    result = s.sync(moved({1: "10.244.0.9"}))
+    assert result.full and result.reason == "the previous sync failed" and not s.pending
+    assert fake.dump() == _full(moved({1: "10.244.0.9"}))
+
+
+@st.composite
+def deferring_tables(draw: st.DrawFn) -> DesiredTable:
+    base = draw(tables())
+    return table(
+        deferrals=DEFERRALS, **{k: v for k, v in base.fragments.items() if k != "skeleton"}
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(deferring_tables(), min_size=1, max_size=6), st.lists(st.booleans(), max_size=6))
+def test_with_deferrals_every_sync_means_the_desired_table_and_the_collection_ends_there(
+    sequence: list[DesiredTable], collect_between: list[bool]
+) -> None:
+    s, fake, clock = syncer()
+    for i, desired in enumerate(sequence):
+        s.sync(desired)
+        # Whatever waits, a packet sees the desired `data` (the moves looked up first)
+        # and every desired `ips` element.
+        want = {k[0]: e.value for k, e in desired.elements()["data"].items()}
+        assert effective(fake) == want
+        have = {e.key for e in fake.elements(Family.IP, "t", "ips")}
+        assert set(desired.elements()["ips"]) <= have
+        clock.now += 0.4
+        if i < len(collect_between) and collect_between[i]:
+            s.collect(force=True)
+    clock.now += 2 * STALE_CHAIN_GRACE
+    s.collect(force=True)
+    assert fake.dump() == _full(sequence[-1])

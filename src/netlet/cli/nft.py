@@ -188,6 +188,8 @@ def _watch(
             time.sleep(interval)
             now = _mtimes(files)
             if now == seen:
+                # Idle: finish the deletions partial syncs deferred off the critical path.
+                _report(tables.programmer.collect())
                 continue
             seen = now
             config = make_config(

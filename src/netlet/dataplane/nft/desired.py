@@ -15,6 +15,9 @@ the claim of the fragment with the lowest (priority, id), and it stays until
 the last claim goes. A `dynamic` set is filled by the packet path (affinity
 memory): syncs define it, never write or flush its elements. `settings`
 fingerprints what needs a full sync when it changes (the node's addresses).
+`deferrals` says which removals a partial sync may leave for a later
+collection (netlet.dataplane.nft.deferred): the renderer vouches that the
+rules make them harmless.
 """
 
 from __future__ import annotations
@@ -63,6 +66,21 @@ class Fragment:
 EMPTY = Fragment()
 
 
+@dataclass(frozen=True, slots=True)
+class Deferral:
+    """How a partial sync may leave the removal of one set's elements for later.
+
+    `moves` (maps keyed by one number): a key taking a new value may instead keep
+    its old element while a spare key holds the new value and the map `moves`
+    holds `key : spare`; the rules look `moves` up before this map. `linger`
+    (sets): an element that goes may stay until the collection, because the
+    rules make its presence change no packet's fate.
+    """
+
+    moves: str | None = None
+    linger: bool = False
+
+
 def claim_order(fragments: Mapping[str, Fragment], fid: str) -> tuple[tuple[str, ...], str]:
     return (fragments[fid].priority, fid)
 
@@ -74,6 +92,7 @@ class DesiredTable:
     comment: str | None
     fragments: Mapping[str, Fragment]
     settings: tuple[object, ...] = ()
+    deferrals: Mapping[str, Deferral] = field(default_factory=dict, compare=False)
     # A table derived from another by replacing some fragments says so: `parent` is
     # id() of that table and `changed` the fragment ids that may differ. While the
     # parent is alive (the syncer's mirror) ids are unique, so a diff against it
@@ -129,12 +148,21 @@ class DesiredTable:
         }
 
     def with_fragments(self, fragments: Mapping[str, Fragment]) -> DesiredTable:
-        return DesiredTable(self.family, self.name, self.comment, fragments, self.settings)
+        return DesiredTable(
+            self.family, self.name, self.comment, fragments, self.settings, self.deferrals
+        )
 
     def derive(self, fragments: Mapping[str, Fragment], changed: frozenset[str]) -> DesiredTable:
         """This table with some fragments replaced (or removed): `changed` names them."""
         return DesiredTable(
-            self.family, self.name, self.comment, fragments, self.settings, id(self), changed
+            self.family,
+            self.name,
+            self.comment,
+            fragments,
+            self.settings,
+            self.deferrals,
+            id(self),
+            changed,
         )
 
 

@@ -7,7 +7,8 @@ Owns the glue between the brains and the kernel for a set of node namespaces:
 - `NodeTables`: one node's renderers and per-table `Syncer`s.
 - `ClusterProgrammer`: follows a `ClusterState` (its change events feed the
   services brain's incremental table builders), and on `sync()` sends each node
-  only what changed: a full sync first, then partial syncs.
+  only what changed: a full sync first, then partial syncs; after them, the
+  collection of deletions that were deferred long enough (`collect()`).
 
 Invariant: each table is written by exactly one `Syncer`, and every sync is one
 `nft -f` per table. A failed sync leaves that table as it was and marks it for
@@ -74,8 +75,14 @@ class TableSync:
         if self.error is not None:
             return f"{where}: FAILED, nothing changed: {self.error}"
         assert self.result is not None
-        kind = f"full sync ({self.result.reason})" if self.result.full else "partial sync"
-        return f"{where}: {kind}, {self.result.operations} operations"
+        if self.result.full:
+            kind = f"full sync ({self.result.reason})"
+        elif self.result.reason == "collection":
+            kind = "collection of deferred deletions"
+        else:
+            kind = "partial sync"
+        tail = f", {self.result.deferred} deletions deferred" if self.result.deferred else ""
+        return f"{where}: {kind}, {self.result.operations} operations{tail}"
 
 
 @dataclass
@@ -124,6 +131,19 @@ class NodeTables:
             except NftError as exc:
                 report.error = exc
             out.append(report)
+        return out
+
+    def collect(self, force: bool = False) -> list[TableSync]:
+        """Run each table's collection that is due (every pending one with `force`)."""
+        out = []
+        for (family, name), syncer in self.syncers.items():
+            report = TableSync(self.node, name, family)
+            try:
+                report.result = syncer.collect(force)
+            except NftError as exc:
+                report.error = exc
+            if report.result is not None or report.error is not None:
+                out.append(report)
         return out
 
     def _delete_table(self, family: Family, name: str) -> None:
@@ -197,7 +217,13 @@ class ClusterProgrammer:
             services: ServiceTable | ServiceTableDiff = diff if self._synced else builder.table
             reports.extend(tables.apply(tables.desired(services, program)))
         self._synced = True
+        # After every node got its changes: what was deferred long enough goes now.
+        reports.extend(self.collect())
         return reports
+
+    def collect(self, force: bool = False) -> list[TableSync]:
+        """The due collections of every node (all pending deletions with `force`)."""
+        return [report for tables in self.nodes.values() for report in tables.collect(force)]
 
     def remove(self) -> list[str]:
         """Delete every node's tables; returns the problems (a namespace already gone)."""

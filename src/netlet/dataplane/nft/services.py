@@ -15,7 +15,7 @@ and `external-` chains) except where upstream does not scale on this kernel:
   `ct mark set numgen random mod N offset base goto endpoint-dnat`; the one
   shared chain `endpoint-dnat` maps the slot to the endpoint with the shared
   map `service-endpoints` (slot : address . port). N rules never bind the map,
-  only one does, and changing one endpoint edits one element.
+  only one does, and changing one endpoint changes one slot.
 - Hairpin (a pod reaching itself through a Service) is masqueraded by a
   lookup of `saddr . daddr` in the shared `hairpin` set (endpoint . itself)
   in `masquerading`, instead of a rule per endpoint chain.
@@ -25,11 +25,17 @@ and `external-` chains) except where upstream does not scale on this kernel:
 - Session affinity keeps upstream's per-endpoint chains and affinity sets (with
   their timeouts), only for Services that ask for it; their slot maps to the
   endpoint chain through the shared verdict map `service-endpoint-chains`.
+- `endpoint-dnat` first looks the slot up in `service-endpoint-moves`: a partial
+  sync moves an endpoint by adding its new address under a spare slot and
+  `slot : spare` there, so it deletes nothing (a deletion costs the kernel
+  10-15 ms: netlet.dataplane.nft.deferred); the collection writes the slot back.
+  For the same reason a `hairpin` pair that goes may linger until then: a pair
+  of an address that is no endpoint any more matches no DNATed connection.
 
 The renderer is incremental: each Service is one `Fragment` rebuilt only when
 the services brain reports it changed, and slots are kept per chain across
 renders (an endpoint keeps its slot; a removed one is replaced by the last), so
-a one-endpoint change is one or two element operations.
+a one-endpoint change is a few element additions.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from netlet.dataplane.nft.desired import DesiredTable, Fragment, FragmentBuilder
+from netlet.dataplane.nft.deferred import SPARE_BASE
+from netlet.dataplane.nft.desired import Deferral, DesiredTable, Fragment, FragmentBuilder
 from netlet.dataplane.nft.gcpause import paused_gc
 from netlet.dataplane.nft.model import (
     PRIORITY_DSTNAT,
@@ -50,6 +57,7 @@ from netlet.dataplane.nft.model import (
     Hook,
     Map,
     Set,
+    ValidationError,
 )
 from netlet.dataplane.nft.names import (
     AFFINITY_PREFIX,
@@ -126,6 +134,13 @@ HAIRPIN = "hairpin"
 POD_CIDRS = "pod-cidrs"
 SERVICE_ENDPOINTS = "service-endpoints"
 SERVICE_ENDPOINT_CHAINS = "service-endpoint-chains"
+SERVICE_ENDPOINT_MOVES = "service-endpoint-moves"
+
+# Removals a partial sync may leave for the collection (netlet.dataplane.nft.deferred).
+DEFERRALS: Mapping[str, Deferral] = {
+    SERVICE_ENDPOINTS: Deferral(moves=SERVICE_ENDPOINT_MOVES),
+    HAIRPIN: Deferral(linger=True),
+}
 
 VERDICTS: Mapping[Verdict, str] = {Verdict.REJECT: f"goto {REJECT_CHAIN}", Verdict.DROP: "drop"}
 
@@ -175,6 +190,11 @@ def skeleton_sets(family: Family) -> tuple[Set | Map, ...]:
             SERVICE_ENDPOINT_CHAINS,
             "mark : verdict",
             comment="endpoint slot : endpoint chain (session affinity)",
+        ),
+        Map(
+            SERVICE_ENDPOINT_MOVES,
+            "mark : mark",
+            comment="endpoint slot : spare slot of its moved endpoint, until the next collection",
         ),
     )
 
@@ -239,6 +259,8 @@ def skeleton(family: Family, table: ServiceTable) -> Fragment:
     b.rule("masquerading", f"meta mark set meta mark ^ {MASQUERADE_MARK}")
     b.rule("masquerading", "masquerade fully-random")
     b.chain(ENDPOINT_DNAT_CHAIN)
+    # A miss leaves the slot as it is (a lookup that finds nothing ends the rule).
+    b.rule(ENDPOINT_DNAT_CHAIN, f"ct mark set ct mark map @{SERVICE_ENDPOINT_MOVES}")
     b.rule(
         ENDPOINT_DNAT_CHAIN,
         f"meta l4proto {{ tcp, udp, sctp }} dnat {addr} to ct mark map @{SERVICE_ENDPOINTS}",
@@ -290,6 +312,8 @@ class SlotBook:
         if bases:
             return bases.pop(0)
         base = self.next_base
+        if base + capacity > SPARE_BASE:
+            raise ValidationError(f"endpoint slots would reach the spare slots ({SPARE_BASE})")
         self.next_base += capacity
         return base
 
@@ -589,7 +613,9 @@ class ServicesRenderer:
             for fid in set(state.chains_of) - seen:
                 self._release(state, fid)
             state.fragments = fragments
-            state.table = DesiredTable(family, TABLE, TABLE_COMMENT, fragments, table.settings)
+            state.table = DesiredTable(
+                family, TABLE, TABLE_COMMENT, fragments, table.settings, DEFERRALS
+            )
         return self.tables()
 
     def update(self, change: ServiceTableDiff) -> dict[Family, DesiredTable]:

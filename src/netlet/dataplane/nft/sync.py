@@ -14,12 +14,18 @@ Owns the sync state machine of kube-proxy's nftables mode, as small functions:
   retired chain is flushed at once and deleted by a later sync (upstream's
   stale chains: older kernels notice that a deleted map element no longer
   points at a chain only a moment later).
-- `Syncer`: holds `needs_full_sync`, the mirror, its index and the stale
-  chains, and applies each transaction with one runner call.
+- `Syncer`: holds `needs_full_sync`, the mirror, its index, the stale chains and
+  the deletions left `Pending` (netlet.dataplane.nft.deferred), and applies
+  each transaction with one runner call. A partial sync whose deletions can
+  all be deferred only adds (a deletion costs the kernel 10-15 ms whatever it
+  deletes); one that must delete also takes everything pending. `collect()`
+  removes what waited once it is due.
 
-Invariant: after `Syncer.sync` returns, the kernel holds exactly the desired
-table (plus flushed stale chains awaiting deletion); when it raises, the kernel
-is unchanged (one `nft -f` is one atomic transaction) and the next sync is full.
+Invariant: after `Syncer.sync` or `Syncer.collect` returns, the kernel holds
+exactly the desired table plus flushed stale chains awaiting deletion and the
+`Pending` deletions (each harmless, as the renderer declared); when either
+raises, the kernel is unchanged (one `nft -f` is one atomic transaction) and
+the next sync is full.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from netlet.dataplane.nft.deferred import NOTHING, Pending, defer, settle
 from netlet.dataplane.nft.desired import EMPTY, ChainSpec, DesiredTable, Fragment, Key, SetSpec
 from netlet.dataplane.nft.fake import chain_refs, set_refs
 from netlet.dataplane.nft.gcpause import paused_gc
@@ -343,6 +350,7 @@ class SyncResult:
     operations: int
     reason: str = ""
     deleted_stale: tuple[str, ...] = ()
+    deferred: int = 0  # deletions waiting for a collection after this sync
 
 
 @dataclass
@@ -350,7 +358,8 @@ class Plan:
     tx: Transaction
     result: SyncResult
     stale: dict[str, float]
-    change: TableDiff | None  # None for a full sync
+    change: TableDiff | None  # None for a full sync or a collection
+    pending: Pending = NOTHING  # what waits for a collection once `tx` applied
 
 
 @dataclass
@@ -363,6 +372,7 @@ class Syncer:
     mirror: DesiredTable | None = None
     index: Index = field(default_factory=Index)
     stale_chains: dict[str, float] = field(default_factory=dict)
+    pending: Pending = NOTHING
     full_reason: str = "first sync"
 
     def plan(self, desired: DesiredTable) -> Plan:
@@ -380,13 +390,37 @@ class Syncer:
         # `add chain` is a no-op and its rules go into an empty chain.
         for name in change.new_chains:
             stale.pop(name, None)
+        fast = defer(change, self.pending, desired.deferrals, now)
+        if fast is not None:
+            # Nothing in it deletes: chains due for deletion wait for the collection too.
+            sent, pending = fast
+            tx = partial_sync(sent, self.mirror, desired)
+            result = SyncResult(False, len(tx), "partial", deferred=len(pending))
+            return Plan(tx, result, stale, change, pending)
+        # This transaction deletes anyway, so it takes every deletion that was waiting.
         due = tuple(sorted(n for n, t in stale.items() if now - t >= STALE_CHAIN_GRACE))
         for name in due:
             del stale[name]
         for name in change.removed_chains:
             stale[name] = now
-        tx = partial_sync(change, self.mirror, desired, due)
+        tx = partial_sync(settle(change, self.pending), self.mirror, desired, due)
         return Plan(tx, SyncResult(False, len(tx), "partial", due), stale, change)
+
+    def plan_collection(self, force: bool = False) -> Plan | None:
+        """The collection: stale chains past their grace and the pending deletions once
+        the oldest is due (any time with `force`); None when nothing is due."""
+        if self.needs_full_sync or self.mirror is None:
+            return None
+        now = self.clock()
+        due = tuple(sorted(n for n, t in self.stale_chains.items() if now - t >= STALE_CHAIN_GRACE))
+        settling = bool(self.pending) and (force or bool(due) or self.pending.due(now))
+        if not due and not settling:
+            return None
+        change = settle(TableDiff(), self.pending) if settling else TableDiff()
+        tx = partial_sync(change, self.mirror, self.mirror, due)
+        stale = {n: t for n, t in self.stale_chains.items() if n not in due}
+        result = SyncResult(False, len(tx), "collection", due)
+        return Plan(tx, result, stale, None, NOTHING if settling else self.pending)
 
     def sync(self, desired: DesiredTable) -> SyncResult:
         plan = self.plan(desired)
@@ -400,6 +434,21 @@ class Syncer:
         self.commit(desired, plan)
         return plan.result
 
+    def collect(self, force: bool = False) -> SyncResult | None:
+        """Apply the collection when something is due; None when nothing was."""
+        plan = self.plan_collection(force)
+        if plan is None:
+            return None
+        try:
+            self.runner.run(plan.tx)
+        except NftError:
+            self.needs_full_sync = True
+            self.full_reason = "the previous sync failed"
+            raise
+        self.stale_chains = plan.stale
+        self.pending = plan.pending
+        return plan.result
+
     def commit(self, desired: DesiredTable, plan: Plan) -> None:
         """Record that `plan` applied: the kernel now holds `desired`."""
         if plan.change is None:
@@ -409,6 +458,7 @@ class Syncer:
         self.mirror = desired
         self.needs_full_sync = False
         self.stale_chains = plan.stale
+        self.pending = plan.pending
 
     def reset(self, reason: str) -> None:
         """Forget the mirror: the next sync is a full one (e.g. the table was removed)."""
@@ -417,6 +467,7 @@ class Syncer:
         self.mirror = None
         self.index = Index()
         self.stale_chains = {}
+        self.pending = NOTHING
 
 
 def _update_index(

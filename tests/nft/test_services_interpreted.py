@@ -126,7 +126,8 @@ MOVED = {"main": ("default", "dns-1", "10.244.1.99"), "topology": ("default", "t
 def test_a_moved_endpoint_is_reached_through_its_spare_slot_and_after_the_collection(
     cluster_name: str,
 ) -> None:
-    state = CLUSTERS[cluster_name]()
+    # The shared clusters are cached for every test module; this test changes its own copy.
+    state = CLUSTERS[cluster_name].__wrapped__()
     namespace, name, new_ip = MOVED[cluster_name]
     factory, kernels = fake_runners()
     programmer = ClusterProgrammer(state, {"node-a": "ns"}, factory)

@@ -8,13 +8,17 @@ latency and the netlet/nginx ratio, with 1 worker process each and with 2
 (netlet: `--workers 2`, SO_REUSEPORT; nginx: `worker_processes 2`).
 
     .venv/bin/python benchmarks/gateway_rps.py [--duration 10] [--connections 50]
-        [--workers 1,2] [--vary [header|path]] [--profile]
+        [--workers 1,2] [--vary [header|path|regex]] [--profile]
 
 `--vary header` (or just `--vary`) gives every request a different X-Request-Id,
 a header no route matches on: the proxy's decision memo (keyed on what routing
 reads) still applies. `--vary path` gives every request a different path
-(`/item/N`, all routed by the same rule): no two requests have the same routing
-inputs, so the gateway brain's `match_http` runs for every request.
+(`/item/N`, all routed by the same catch-all rule): the memo keys a path by what
+the route tables can tell apart (`PathClasses`), so these still share a decision.
+`--vary regex` sends the same paths through a RegularExpression match
+(`/item/[0-9]+`; nginx gets the same regex location): a regular expression reads
+the whole path, so no two requests share a key and the gateway brain's
+`match_http` runs for every request.
 
 `--profile` samples the netlet worker with py-spy during one extra 1-worker run
 and prints where the time goes (own time by function, and by module).
@@ -95,7 +99,7 @@ PROXY = """\
   upstream backend {{ server 127.0.0.1:{backend}; keepalive 128; }}
   server {{
     listen 127.0.0.1:{port} reuseport;
-    location / {{
+    location {location} {{
       proxy_pass http://backend;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
@@ -138,8 +142,25 @@ metadata: {{name: bench, namespace: default}}
 spec:
   parentRefs: [{{name: bench}}]
   rules:
-  - backendRefs: [{{name: backend, port: 80}}]
+  - {matches}backendRefs: [{{name: backend, port: 80}}]
 """
+
+# What the route matches on: everything, or (--vary regex) a regular expression.
+VARY_TITLES = {
+    "header": "a different X-Request-Id on every request",
+    "path": "a different path on every request",
+    "regex": "a different path on every request, matched by a regular expression",
+}
+
+# (nginx location, HTTPRoute rule matches); main() picks one for the whole run.
+ROUTE_MATCH = {
+    "any": ("/", ""),
+    "regex": (
+        "~ ^/item/[0-9]+",
+        "matches: [{path: {type: RegularExpression, value: '/item/[0-9]+'}}]\n    ",
+    ),
+}
+ROUTE = list(ROUTE_MATCH["any"])
 
 
 @contextlib.contextmanager
@@ -198,6 +219,8 @@ request = function()
 end
 """,
 }
+# The same paths, routed by a regular expression (ROUTE_MATCH).
+VARY_SCRIPTS["regex"] = VARY_SCRIPTS["path"]
 SCRIPT: list[str] = []
 
 
@@ -236,7 +259,9 @@ def run_netlet(
     port = free_port()
     manifests = workdir / f"netlet-{workers}-{port}"
     manifests.mkdir()
-    (manifests / "bench.yaml").write_text(MANIFESTS.format(port=port, backend=backend))
+    (manifests / "bench.yaml").write_text(
+        MANIFESTS.format(port=port, backend=backend, matches=ROUTE[1])
+    )
     args = [*NETLET, "gateway", "serve", "-f", str(manifests), "--bind-override", "127.0.0.1"]
     if workers > 1:
         args += ["--workers", str(workers)]
@@ -378,7 +403,7 @@ def main() -> int:
         nargs="?",
         const="header",
         choices=sorted(VARY_SCRIPTS),
-        help="a different X-Request-Id (header) or path (path) on every request",
+        help="a different X-Request-Id (header) or path (path, regex) on every request",
     )
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
@@ -393,6 +418,8 @@ def main() -> int:
         if args.vary:
             (workdir / "vary.lua").write_text(VARY_SCRIPTS[args.vary])
             SCRIPT[:] = ["-s", str(workdir / "vary.lua")]
+        if args.vary == "regex":
+            ROUTE[:] = ROUTE_MATCH["regex"]
         backend = free_port()
         with nginx(workdir, "backend", 1, BACKEND.format(port=backend)):
             wait_port(backend)
@@ -402,7 +429,7 @@ def main() -> int:
                     workdir,
                     f"proxy-{workers}",
                     workers,
-                    PROXY.format(port=proxy_port, backend=backend),
+                    PROXY.format(port=proxy_port, backend=backend, location=ROUTE[0]),
                 ) as reference:
                     wait_port(proxy_port)
                     proc, port, _ = run_netlet(workdir, backend, workers)
@@ -423,7 +450,7 @@ def main() -> int:
     print(
         f"\ngateway proxy, GET / through one HTTPRoute to one backend; wrk -t{args.threads} "
         f"-c{args.connections} -d{args.duration}s x {args.rounds} interleaved rounds (median); "
-        f"{f'a different {args.vary} on every request; ' if args.vary else ''}"
+        f"{VARY_TITLES[args.vary] + '; ' if args.vary else ''}"
         f"{os.cpu_count()} cores shared by wrk, proxy and backend"
     )
     print(

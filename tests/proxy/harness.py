@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from netlet.dataplane.proxy.limits import Limits
 from netlet.dataplane.proxy.serve import Runtime, ServeOptions
-from tests.proxy.backends import LoopThread
+from tests.proxy.backends import LoopThread, free_port
 
 GATEWAY_CLASS = """\
 apiVersion: gateway.networking.k8s.io/v1
@@ -118,6 +120,29 @@ class Proxy:
 
     def run(self, coro: Any, timeout: float = 20) -> Any:
         return self.loop_thread.run(coro, timeout)
+
+
+@contextlib.contextmanager
+def http_gateway(
+    loop_thread: LoopThread, directory: Path, backend_port: int, *routes: str
+) -> Iterator[int]:
+    """The proxy serving Gateway `gw` with one HTTP listener (on a free port, yielded)
+    and Service `svc` backed by `backend_port` on loopback, with `routes`; stopped at
+    the end."""
+    port = free_port()
+    proxy = Proxy(loop_thread, directory)
+    proxy.write(
+        manifests(
+            gateway(f"- {{name: http, port: {port}, protocol: HTTP}}"),
+            service("svc", [backend_port]),
+            *routes,
+        )
+    )
+    proxy.start()
+    try:
+        yield port
+    finally:
+        proxy.stop()
 
 
 async def sleep(seconds: float) -> None:

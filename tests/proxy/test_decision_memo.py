@@ -22,8 +22,8 @@ from netlet.dataplane.proxy.site import ConnInfo, Site
 from netlet.dataplane.proxy.streams import Request
 from netlet.gateway.build import build_programs
 from netlet.gateway.match import routing_headers
-from tests.proxy.backends import EchoBackend, LoopThread, free_port
-from tests.proxy.harness import Proxy, gateway, manifests, service
+from tests.proxy.backends import EchoBackend, LoopThread
+from tests.proxy.harness import gateway, http_gateway, manifests, service
 
 ROUTE = """\
 apiVersion: gateway.networking.k8s.io/v1
@@ -86,7 +86,22 @@ def test_routing_headers_are_the_headers_matches_test_and_content_type() -> None
             id="a header some match reads is part of the key (even where it does not decide)",
         ),
         pytest.param(
-            _request("/a"), _request("/b"), False, id="different paths are different keys"
+            _request("/a"),
+            _request("/b"),
+            False,
+            id="paths the table tells apart are different keys",
+        ),
+        pytest.param(
+            _request("/item/1"),
+            _request("/item/2"),
+            True,
+            id="paths deeper than every PathPrefix share the decision of their first segments",
+        ),
+        pytest.param(
+            _request("/item?x=1"),
+            _request("/item?x=2"),
+            True,
+            id="queries no match tests share a decision",
         ),
         pytest.param(
             _request("/cors/x", origin="https://a.test"),
@@ -135,25 +150,15 @@ def echo(loop_thread: LoopThread) -> Iterator[EchoBackend]:
 def test_requests_sharing_a_decision_each_reach_the_backend_as_sent(
     loop_thread: LoopThread, tmp_path, echo: EchoBackend
 ) -> None:
-    port = free_port()
-    proxy = Proxy(loop_thread, tmp_path)
-    proxy.write(
-        manifests(
-            gateway(f"- {{name: http, port: {port}, protocol: HTTP}}"),
-            service("svc", [echo.port]),
-            ROUTE,
-        )
-    )
-    proxy.start()
-    try:
-        with httpx.Client(timeout=10) as client:
-            for i in range(6):
-                response = client.get(
-                    f"http://127.0.0.1:{port}/item?x={i % 2}", headers={"x-request-id": str(i)}
-                )
-                seen = json.loads(response.text)
-                assert dict(seen["headers"])["x-request-id"] == str(i)
-                assert seen["path"] == f"/item?x={i % 2}"
-    finally:
-        proxy.stop()
+    with (
+        http_gateway(loop_thread, tmp_path, echo.port, ROUTE) as port,
+        httpx.Client(timeout=10) as client,
+    ):
+        for i in range(6):
+            response = client.get(
+                f"http://127.0.0.1:{port}/item?x={i % 2}", headers={"x-request-id": str(i)}
+            )
+            seen = json.loads(response.text)
+            assert dict(seen["headers"])["x-request-id"] == str(i)
+            assert seen["path"] == f"/item?x={i % 2}"
     assert [r.header("x-request-id") for r in echo.requests] == [str(i) for i in range(6)]

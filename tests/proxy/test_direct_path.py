@@ -20,8 +20,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.proxy.backends import LoopThread, free_port
-from tests.proxy.harness import Proxy, gateway, manifests, service
+from tests.proxy.backends import LoopThread
+from tests.proxy.harness import http_gateway
+
+# A response no request asked for (what a confused backend might send).
+UNASKED = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale"
 
 
 def body_of(size: int) -> bytes:
@@ -30,7 +33,9 @@ def body_of(size: int) -> bytes:
 
 class ScriptedBackend:
     """An HTTP/1.1 server answering from the path: /cl/N, /chunked/N, /close/N, /head,
-    /204, /die, /slow (answers after 1 s). Counts connections, and closed ones."""
+    /204, /die, /slow (answers after 1 s), /extra (a second, unasked response right
+    behind the first), /later/N (an unasked response 0.1 s after the answer). Counts
+    connections, and closed ones."""
 
     def __init__(self) -> None:
         self.connections = 0
@@ -92,6 +97,13 @@ class ScriptedBackend:
         elif kind == "slow":
             await asyncio.sleep(1.0)
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
+        elif kind == "extra":
+            writer.write(UNASKED.replace(b"stale", b"a").replace(b": 5", b": 1") + UNASKED)
+        elif kind == "later":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + data)
+            await writer.drain()
+            await asyncio.sleep(0.1)
+            writer.write(UNASKED)
         await writer.drain()
         return True
 
@@ -107,23 +119,14 @@ def scripted(loop_thread: LoopThread) -> Iterator[ScriptedBackend]:
 
 @pytest.fixture
 def proxy_port(loop_thread: LoopThread, tmp_path, scripted: ScriptedBackend) -> Iterator[int]:
-    port = free_port()
-    proxy = Proxy(loop_thread, tmp_path)
-    proxy.write(
-        manifests(
-            gateway(f"- {{name: http, port: {port}, protocol: HTTP}}"),
-            service("svc", [scripted.port]),
-            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
-            "metadata: {name: r, namespace: default}\n"
-            "spec:\n  parentRefs: [{name: gw}]\n  rules:\n"
-            "  - backendRefs: [{name: svc, port: 80}]\n",
-        )
+    route = (
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+        "metadata: {name: r, namespace: default}\n"
+        "spec:\n  parentRefs: [{name: gw}]\n  rules:\n"
+        "  - backendRefs: [{name: svc, port: 80}]\n"
     )
-    proxy.start()
-    try:
+    with http_gateway(loop_thread, tmp_path, scripted.port, route) as port:
         yield port
-    finally:
-        proxy.stop()
 
 
 @pytest.mark.parametrize(
@@ -215,3 +218,55 @@ def test_pipelined_requests_are_answered_in_order(proxy_port):
         bodies.append(rest[:length])
         rest = rest[length:]
     assert bodies == [body_of(3), body_of(70000), body_of(5)]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/extra", id="a second response right behind the answer"),
+        pytest.param("/later/3", id="a response on the idle pooled connection"),
+    ],
+)
+def test_a_response_nobody_asked_for_retires_the_backend_connection(proxy_port, scripted, path):
+    # RFC 9112 9.3: responses match requests in order; bytes past the answer would be
+    # taken for the answer to the next request on that connection, so it is not reused.
+    with httpx.Client(timeout=10) as client:
+        first = client.get(f"http://127.0.0.1:{proxy_port}{path}")
+        time.sleep(0.3)
+        second = client.get(f"http://127.0.0.1:{proxy_port}/cl/4")
+    assert first.status_code == 200
+    assert first.content == (b"a" if path == "/extra" else body_of(3))
+    assert (second.status_code, second.content) == (200, body_of(4))
+    assert scripted.connections == 2
+
+
+TIMEOUT_ROUTE = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{headers: [{name: x-short, value: "yes"}]}]
+    timeouts: {backendRequest: 300ms}
+    backendRefs: [{name: svc, port: 80}]
+  - timeouts: {backendRequest: 0s}
+    backendRefs: [{name: svc, port: 80}]
+"""
+
+
+def test_a_finished_exchange_deadline_never_times_out_the_next_on_that_connection(
+    loop_thread: LoopThread, tmp_path, scripted: ScriptedBackend
+):
+    # GEP-1742: backendRequest bounds each try; 0s disables it. The 300 ms deadline of a
+    # fast request must not end the slow request that reuses its pooled connection.
+    with (
+        http_gateway(loop_thread, tmp_path, scripted.port, TIMEOUT_ROUTE) as port,
+        httpx.Client(timeout=10) as client,
+    ):
+        client.get(f"http://127.0.0.1:{port}/cl/1")  # a pooled connection from now on
+        fast = client.get(f"http://127.0.0.1:{port}/cl/3", headers={"x-short": "yes"})
+        slow = client.get(f"http://127.0.0.1:{port}/slow")
+    assert (fast.status_code, fast.content) == (200, body_of(3))
+    assert (slow.status_code, slow.content) == (200, b"slow")
+    assert scripted.connections == 1, "both went over one pooled connection"

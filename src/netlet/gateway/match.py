@@ -49,12 +49,15 @@ from netlet.gateway.table import (
     RuleAction,
     Timeouts,
     WeightedBackend,
+    _nth_slash,
+    slot_setters,
 )
 
 __all__ = [
     "Action",
     "HTTPDecision",
     "L4Decision",
+    "PathClasses",
     "backend_request",
     "find_grpc_entry",
     "find_http_entry",
@@ -64,6 +67,7 @@ __all__ = [
     "match_tcp",
     "match_tls",
     "match_udp",
+    "path_classes",
     "pick_backend",
     "routing_headers",
     "select_listener",
@@ -73,7 +77,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class HTTPDecision:
     """The answer for one request: what the matched rule does (`outcome`, shared by
     every request that rule matches, reason text included) and what depends on this
@@ -89,6 +93,30 @@ class HTTPDecision:
     response_headers: Headers = ()  # for RESPOND (CORS preflight headers)
     grpc: bool = False  # routed by a GRPCRoute (errors as gRPC statuses)
     role: str = ""  # mesh: "producer" / "consumer"
+
+    def __init__(
+        self,
+        outcome: RuleAction,
+        original: Request,
+        request: Request,
+        listener: ListenerInfo | None = None,
+        entry: HTTPEntry | GRPCEntry | None = None,
+        location: str | None = None,
+        response_headers: Headers = (),
+        grpc: bool = False,
+        role: str = "",
+    ) -> None:
+        # The generated __init__'s work through the slots' setters (one decision per
+        # request the brain routes; see table.slot_setters).
+        _decision_outcome(self, outcome)
+        _decision_original(self, original)
+        _decision_request(self, request)
+        _decision_listener(self, listener)
+        _decision_entry(self, entry)
+        _decision_location(self, location)
+        _decision_response_headers(self, response_headers)
+        _decision_grpc(self, grpc)
+        _decision_role(self, role)
 
     @property
     def action(self) -> Action:
@@ -136,6 +164,30 @@ class HTTPDecision:
         return None
 
 
+(
+    _decision_outcome,
+    _decision_original,
+    _decision_request,
+    _decision_listener,
+    _decision_entry,
+    _decision_location,
+    _decision_response_headers,
+    _decision_grpc,
+    _decision_role,
+) = slot_setters(
+    HTTPDecision,
+    "outcome",
+    "original",
+    "request",
+    "listener",
+    "entry",
+    "location",
+    "response_headers",
+    "grpc",
+    "role",
+)
+
+
 def _respond(
     request: Request,
     status: int,
@@ -161,6 +213,22 @@ def _first_listener(
         if not info.hostname or host_matches(info.hostname, host):
             return table
     return None
+
+
+# normalize_host of recent Host values: a pure function, so a bounded cache of its
+# results changes nothing but the time (a server sees few distinct hosts).
+_NORMALIZED: dict[str, str] = {}
+_NORMALIZED_MAX = 1024
+
+
+def _normalized(host: str) -> str:
+    found = _NORMALIZED.get(host)
+    if found is None:
+        found = normalize_host(host)
+        if len(_NORMALIZED) >= _NORMALIZED_MAX:
+            _NORMALIZED.clear()
+        _NORMALIZED[host] = found
+    return found
 
 
 def select_tls_listener(
@@ -315,7 +383,7 @@ def _match_listener(table: ListenerTable, request: Request, host: str) -> HTTPDe
 
 def match_http(program: GatewayProgram, request: Request) -> HTTPDecision:
     """Route one HTTP(S) or gRPC request arriving at the Gateway."""
-    host = normalize_host(request.host)
+    host = _normalized(request.host)
     table, status, why = _select_listener(program, request, host)
     if table is None:
         return _respond(request, status, why)
@@ -357,6 +425,9 @@ def match_mesh(
 def pick_backend(backends: tuple[WeightedBackend, ...], r: float) -> WeightedBackend | None:
     """Weighted choice with r in [0, 1): weight/(sum of weights) of the draws land on
     each backend (HTTPBackendRef weight); None when every weight is 0."""
+    if len(backends) == 1:  # the common case, without a generator
+        only = backends[0]
+        return only if only.weight > 0 else None
     total = sum(b.weight for b in backends)
     if total <= 0:
         return None
@@ -466,3 +537,65 @@ def routing_headers(program: GatewayProgram, port: int) -> tuple[str, ...]:
             for grpc_entry in listener.grpc.entries:
                 names.update(cond.name for cond in grpc_entry.match.headers)
     return tuple(sorted(names))
+
+
+@dataclass(frozen=True, slots=True)
+class PathClasses:
+    """What HTTP matching on one port reads of a request target (path and query), as a
+    key: two targets with equal `key`s get equal decisions from `match_http` (the other
+    inputs of `routing_headers` being equal), apart from the request they carry.
+
+    Why: `_find_http_entry` reads the path only through `PathIndex.candidate_lists` -
+    the exact map (a dict lookup of the whole path), the regular expressions (the whole
+    path), and the PathPrefix map looked up with `prefix_candidates` of the path cut
+    after `depth` segments - and the query only for query matches. So without regular
+    expressions (or GRPCRoutes, which read service and method from the path) a path no
+    Exact match names is known by its first `depth` segments (the deepest prefix of the
+    port), and the query is ignored when no match tests one: `/item/1` and `/item/2`
+    are one class under a PathPrefix `/item` rule."""
+
+    exact: frozenset[str] = frozenset()  # every Exact path on the port
+    depth: int = 0  # the most segments of a PathPrefix on the port
+    whole: bool = True  # regular expressions or gRPC: every path is its own class
+    query: bool = True  # some match tests the query
+
+    def key(self, target: str) -> object:
+        """The class of `target` (path, with '?query' when there is one)."""
+        question = target.find("?")
+        path = target if question < 0 else target[:question]
+        if self.whole or path in self.exact:
+            cls: object = path
+        elif path.count("/") > self.depth:
+            depth = self.depth
+            cut = path[: path.find("/") if depth == 0 else _nth_slash(path, depth + 1)]
+            # A cut that is itself an Exact path names another class than that path.
+            cls = cut if cut not in self.exact else ("prefix", cut)
+        else:
+            cls = path
+        if self.query and question >= 0:
+            return (cls, target[question + 1 :])
+        return cls
+
+
+def path_classes(program: GatewayProgram, port: int) -> PathClasses:
+    """The `PathClasses` of the HTTP listeners on `port` (all of them: the class must
+    hold whichever listener and hostname group the Host selects)."""
+    table = program.port(port, "tcp")
+    if table is None:
+        return PathClasses()  # nothing listens there: no reason to group paths
+    exact: set[str] = set()
+    depth = 0
+    whole = False
+    query = False
+    for listener in table.listeners:
+        if listener.grpc is not None:
+            whole = True
+        http = listener.http
+        if http is None:
+            continue
+        for index in (*http.exact_hosts.values(), *http.wildcard_hosts.values(), http.any_host):
+            exact.update(index.exact)
+            depth = max(depth, index.depth)
+            whole = whole or bool(index.regex)
+        query = query or any(entry.match.query for entry in http.entries)
+    return PathClasses(frozenset(exact), depth, whole, query)

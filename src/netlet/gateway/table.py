@@ -63,7 +63,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -77,7 +77,7 @@ Headers = tuple[tuple[str, str], ...]
 # Requests ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Request:
     """An HTTP request as the gateway received it (or as a backend will see it).
 
@@ -101,6 +101,30 @@ class Request:
     _query_map: dict[str, str] | None = field(
         default=None, init=False, repr=False, compare=False, hash=False
     )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        host: str,
+        port: int,
+        scheme: str = "http",
+        query: str = "",
+        headers: Headers = (),
+        sni: str | None = None,
+    ) -> None:
+        # What the generated __init__ does, through the slots' own setters: a proxy
+        # makes one Request per request it routes (see `slot_setters`).
+        _request_method(self, method)
+        _request_path(self, path)
+        _request_host(self, host)
+        _request_port(self, port)
+        _request_scheme(self, scheme)
+        _request_query(self, query)
+        _request_headers(self, headers)
+        _request_sni(self, sni)
+        _request_header_map(self, None)
+        _request_query_map(self, None)
 
     def header(self, name: str) -> str | None:
         """The value of a header (case-insensitive name), repeated values comma-joined."""
@@ -172,6 +196,39 @@ class Request:
             headers=tuple((k, v) for k, v in headers if k.lower() != "host"),
             sni=sni,
         )
+
+
+def slot_setters(cls: type, *names: str) -> tuple[Callable[[object, object], None], ...]:
+    """The `__set__` of slots of a frozen dataclass, for a hand-written `__init__` that
+    is cheaper than the generated one (which goes through `object.__setattr__` for
+    each field). Only for construction: the instances stay frozen."""
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+(
+    _request_method,
+    _request_path,
+    _request_host,
+    _request_port,
+    _request_scheme,
+    _request_query,
+    _request_headers,
+    _request_sni,
+    _request_header_map,
+    _request_query_map,
+) = slot_setters(
+    Request,
+    "method",
+    "path",
+    "host",
+    "port",
+    "scheme",
+    "query",
+    "headers",
+    "sni",
+    "_header_map",
+    "_query_map",
+)
 
 
 # Backends ------------------------------------------------------------------------------
@@ -618,11 +675,19 @@ class PathIndex:
             lists.append(exact)
         if self.regex:
             lists.append(self.regex)
-        if self.prefix:
-            if path.count("/") > self.depth:
-                path = path[: _nth_slash(path, self.depth + 1)]
-            for prefix in prefix_candidates(path):
-                found = self.prefix.get(prefix)
+        prefix = self.prefix
+        if prefix:
+            depth = self.depth
+            if depth == 0:
+                # Only '/' is indexed: the one candidate of every path.
+                found = prefix.get("/")
+                if found:
+                    lists.append(found)
+                return lists
+            if path.count("/") > depth:
+                path = path[: _nth_slash(path, depth + 1)]
+            for candidate in prefix_candidates(path):
+                found = prefix.get(candidate)
                 if found:
                     lists.append(found)
         return lists

@@ -44,7 +44,14 @@ from netlet.dataplane.proxy.streams import (
     Response,
     local_response,
 )
-from netlet.dataplane.proxy.upstream import Body, OutRequest, UpstreamError, UpstreamPool
+from netlet.dataplane.proxy.upstream import (
+    BODY_METHODS,
+    Body,
+    OutRequest,
+    UpstreamError,
+    UpstreamPool,
+    h1_head,
+)
 from netlet.gateway import table as gw
 from netlet.gateway.filters import apply_response_ops, cors_response_headers
 from netlet.gateway.match import (
@@ -75,9 +82,72 @@ GRPC_UNKNOWN = 2
 
 
 class Router(Protocol):
-    def decide(self, request: Request, conn: ConnInfo) -> tuple[HTTPDecision, Upstreams]:
+    def route(self, request: Request, conn: ConnInfo) -> Routed:
         """The brain's decision for `request` and the upstream state to carry it out."""
         ...
+
+
+class Routed:
+    """A decision of the brain with what the engine derives from it once: the route's
+    name for logs and, when the rule forwards the client's own request to a single
+    valid backend (no filter rewrites it), that backend's `Upstream`. Kept with the
+    decision in the router's memo, so a memo hit costs nothing more. What depends only
+    on the rule (and gRPC-ness) can be copied from the Routed of an earlier decision
+    of the same rule (`like`)."""
+
+    __slots__ = (
+        "callback",
+        "decision",
+        "direct",
+        "per_try",
+        "plain_response",
+        "route",
+        "upstreams",
+    )
+    route: str
+    callback: bool
+    per_try: float | None
+    plain_response: bool
+    direct: Upstream | None
+
+    def __init__(
+        self, decision: HTTPDecision, upstreams: Upstreams, like: Routed | None = None
+    ) -> None:
+        self.decision = decision
+        self.upstreams = upstreams
+        if like is not None:
+            self.route = like.route
+            self.callback = like.callback
+            self.per_try = like.per_try
+            self.plain_response = like.plain_response
+            self.direct = like.direct
+            return
+        entry = decision.entry
+        self.route = entry.rule.ref.text if entry is not None else ""
+        outcome = decision.outcome
+        timeouts = outcome.timeouts
+        # `Engine.begin` may serve the request from callbacks: nothing to retry, mirror
+        # or time as a whole; `per_try` is the rule's backendRequest timeout, if any.
+        self.callback = (
+            outcome.retry is None
+            and not outcome.mirrors
+            and (timeouts is None or not timeouts.request)
+        )
+        self.per_try = timeouts.backend_request if timeouts is not None else None
+        # The backend's response goes to the client as it is (no header to add).
+        self.plain_response = not outcome.response_ops and outcome.cors is None
+        self.direct = None
+        backends = outcome.backends
+        if (
+            outcome.action is Action.FORWARD
+            and len(backends) == 1
+            and not outcome.per_request
+            and not backends[0].filters
+            and backends[0].weight > 0
+        ):
+            upstream = upstreams.get(backends[0].backend, decision.grpc)
+            if upstream.status is None:
+                self.direct = upstream
 
 
 def gateway_request(request: Request, conn: ConnInfo) -> gw.Request:
@@ -130,6 +200,47 @@ def forward_headers(request: Request, headers: Sequence[tuple[str, str]], scheme
 _NOT_FORWARDED = HOP_BY_HOP | {"host", "x-forwarded-for"}
 
 
+def client_out(request: Request) -> OutRequest:
+    """The client's own request as the backend receives it (no filter changes it)."""
+    path = request.path
+    if path.endswith("?"):
+        path = path[:-1]  # the brain's Request has no empty query either
+    headers = forward_headers(request, request.headers, request.scheme)
+    return OutRequest(
+        request.method, request.authority, path, headers, content_length=request.content_length
+    )
+
+
+def client_head(request: Request) -> bytes:
+    """`h1_head(client_out(request), None)` in one pass, for a request without a body:
+    the same bytes (tests/proxy/test_units.py compares them)."""
+    path = request.path
+    if path.endswith("?"):
+        path = path[:-1]
+    parts = [f"{request.method} {path} HTTP/1.1\r\nhost: {request.authority}\r\n"]
+    forwarded_for = None
+    for name, value in request.headers:
+        if name in _NOT_FORWARDED:
+            if name == "host":
+                continue
+            if name != "x-forwarded-for":
+                # Connection (and the headers it names), TE...: the general path.
+                return h1_head(client_out(request), None)[0]
+            forwarded_for = value
+            continue
+        parts.append(f"{name}: {value}\r\n")
+    client = request.client
+    parts.append(
+        f"x-forwarded-for: {forwarded_for}, {client}\r\nx-forwarded-proto: {request.scheme}\r\n"
+        if forwarded_for
+        else f"x-forwarded-for: {client}\r\nx-forwarded-proto: {request.scheme}\r\n"
+    )
+    if request.method in BODY_METHODS:
+        parts.append("content-length: 0\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1")
+
+
 def grpc_error(status: int, message: str) -> Response:
     """A trailers-only gRPC response for an error the gateway answers itself."""
     code = GRPC_STATUS.get(status, GRPC_UNKNOWN)
@@ -146,35 +257,22 @@ def grpc_error(status: int, message: str) -> Response:
 
 class Exchange:
     """A request on its way to a backend: the decision and everything derived from it
-    (`Engine.prepare`), carried out by `Engine.forward` or `Engine.begin`."""
+    (`Engine.prepare`), carried out by `Engine.forward` or `Engine.begin`. `out` (the
+    request as the backend sees it) is made on first use when it is the client's own
+    request (`client_out`): the callback path writes its head without it."""
 
-    __slots__ = (
-        "decision",
-        "done",
-        "engine",
-        "index",
-        "out",
-        "request",
-        "route",
-        "started",
-        "upstream",
-        "upstreams",
-    )
+    __slots__ = ("done", "engine", "index", "out", "request", "routed", "started", "upstream")
 
     def __init__(
         self,
         request: Request,
-        decision: HTTPDecision,
-        route: str,
+        routed: Routed,
         upstream: Upstream,
-        upstreams: Upstreams,
-        out: OutRequest,
+        out: OutRequest | None,
     ) -> None:
         self.request = request
-        self.decision = decision
-        self.route = route
+        self.routed = routed
         self.upstream = upstream
-        self.upstreams = upstreams
         self.out = out
         self.index = -1  # the endpoint already chosen (begin), else -1
         # Callback mode (Engine.begin): who gets the response, and since when.
@@ -182,9 +280,19 @@ class Exchange:
         self.done: Callable[[Response | Exchange], None] | None = None
         self.started = 0.0
 
+    @property
+    def decision(self) -> HTTPDecision:
+        return self.routed.decision
+
+    def outbound(self) -> OutRequest:
+        out = self.out
+        if out is None:
+            out = self.out = client_out(self.request)
+        return out
+
     def answered(self, result: Response | UpstreamError) -> None:
         """The pool's callback in callback mode: finish the response, hand it over."""
-        engine, done = self.engine, self.done
+        engine, done, routed = self.engine, self.done, self.routed
         assert engine is not None and done is not None
         if isinstance(result, UpstreamError):
             if result.fresh_retry:
@@ -195,11 +303,15 @@ class Exchange:
             engine.stats.bump(f"upstream_{result.failure.value}")
             response = local_response(result.status, str(result))
             response.upstream_seconds = time.monotonic() - self.started
-            done(engine._finish(self.request, self.decision, self.route, response, True))
+            done(engine._finish(self.request, routed.decision, routed.route, response, True))
             return
         result.upstream = self.upstream.labels[self.index]
         result.upstream_seconds = time.monotonic() - self.started
-        done(engine._finish(self.request, self.decision, self.route, result, False))
+        if routed.plain_response:
+            result.route = routed.route  # all `_finish` would do
+            done(result)
+        else:
+            done(engine._finish(self.request, routed.decision, routed.route, result, False))
 
 
 class Engine:
@@ -229,9 +341,17 @@ class Engine:
         """Everything before the first byte goes to a backend: the brain's decision,
         the backend's share, the request as that backend receives it. A Response
         when the gateway answers itself (redirect, 404, 500/503 shares...)."""
-        decision, upstreams = self.router.decide(request, conn)
+        routed = self.router.route(request, conn)
+        direct = routed.direct
+        if direct is not None:
+            # One backend, the client's own request: nothing to choose or rewrite.
+            return Exchange(request, routed, direct, None)
+        return self._prepare(request, routed)
+
+    def _prepare(self, request: Request, routed: Routed) -> Response | Exchange:
+        decision = routed.decision
         outcome = decision.outcome
-        route = self._route_name(decision)
+        route = routed.route
         action = outcome.action
         if action is Action.REDIRECT:
             response = Response(outcome.status, [("location", decision.location or "/")])
@@ -248,7 +368,7 @@ class Engine:
         if chosen is None:
             response = local_response(500, "no backend")
             return self._finish(request, decision, route, response, local=True)
-        upstream = upstreams.get(chosen.backend, decision.grpc)
+        upstream = routed.upstreams.get(chosen.backend, decision.grpc)
         if upstream.status is not None:
             self.stats.bump("invalid_backend" if upstream.status == 500 else "no_endpoints")
             message = chosen.backend.message or chosen.backend.reason or "backend unavailable"
@@ -260,22 +380,18 @@ class Engine:
                 message = upstream.refusal
             response = local_response(upstream.status, message)
             return self._finish(request, decision, route, response, local=True)
-        if outcome.per_request or chosen.filters:
-            seen = backend_request(decision, chosen)
-            headers = forward_headers(request, seen.headers, request.scheme)
-            path = f"{seen.path}?{seen.query}" if seen.query else seen.path
-            host = seen.host
-        else:
+        if not outcome.per_request and not chosen.filters:
             # No filter changes the request: the backend gets the client's request (what
             # `backend_request` would return; the decision may be a memo's, made for
             # another request with the same routing inputs).
-            headers = forward_headers(request, request.headers, request.scheme)
-            path = request.path
-            if path.endswith("?"):
-                path = path[:-1]  # the brain's Request has no empty query either
-            host = request.authority
-        out = OutRequest(request.method, host, path, headers, content_length=request.content_length)
-        return Exchange(request, decision, route, upstream, upstreams, out)
+            return Exchange(request, routed, upstream, None)
+        seen = backend_request(decision, chosen)
+        headers = forward_headers(request, seen.headers, request.scheme)
+        path = f"{seen.path}?{seen.query}" if seen.query else seen.path
+        out = OutRequest(
+            request.method, seen.host, path, headers, content_length=request.content_length
+        )
+        return Exchange(request, routed, upstream, out)
 
     def begin(
         self, request: Request, conn: ConnInfo, done: Callable[[Response | Exchange], None]
@@ -286,31 +402,35 @@ class Engine:
         `done` gets the finished Response later (or the Exchange, when it needs
         `forward` after all: a stale pooled connection); the return value then
         cancels it. Anything else comes back as the Exchange for `forward`."""
-        prepared = self.prepare(request, conn)
-        if isinstance(prepared, Response):
-            return prepared
-        upstream = prepared.upstream
-        outcome = prepared.decision.outcome
-        timeouts = outcome.timeouts
+        routed = self.router.route(request, conn)
+        upstream = routed.direct
+        if upstream is not None:
+            prepared = Exchange(request, routed, upstream, None)
+        else:
+            found = self._prepare(request, routed)
+            if isinstance(found, Response):
+                return found
+            prepared, upstream = found, found.upstream
         if (
-            request.body is not None
+            not routed.callback
+            or request.body is not None
             or request.upgrade is not None
             or upstream.h2c
-            or outcome.retry is not None
-            or outcome.mirrors
-            or (timeouts is not None and timeouts.request)
         ):
             return prepared
-        per_try = timeouts.backend_request if timeouts is not None else None
+        per_try = routed.per_try
         if per_try is None:
             per_try = self.limits.upstream_timeout
+        out = prepared.out
+        head = client_head(request) if out is None else h1_head(out, None)[0]
         index = prepared.index = upstream.pick()
         prepared.engine = self
         prepared.done = done
         prepared.started = time.monotonic()
         cancel = self.pool.start(
             upstream.endpoints[index],
-            prepared.out,
+            head,
+            request.method == "HEAD",
             per_try or None,
             prepared.answered,
             upstream.tls,
@@ -322,10 +442,10 @@ class Engine:
         return the response with the rule's response filters applied."""
         request, decision, route, upstream, out = (
             ex.request,
-            ex.decision,
-            ex.route,
+            ex.routed.decision,
+            ex.routed.route,
             ex.upstream,
-            ex.out,
+            ex.outbound(),
         )
         if request.upgrade is not None and not upstream.h2c:
             response = await self._upgrade(upstream, out)
@@ -340,7 +460,8 @@ class Engine:
                 replayable = True
         for mirror in outcome.mirrors:
             if should_mirror(mirror, random.random()):
-                self._mirror(ex.upstreams.get(mirror.backend, decision.grpc), out, body, replayable)
+                upstreams = ex.routed.upstreams
+                self._mirror(upstreams.get(mirror.backend, decision.grpc), out, body, replayable)
         timeouts = outcome.timeouts
         request_timeout = timeouts.request if timeouts is not None else None
         started = time.monotonic()
@@ -376,12 +497,6 @@ class Engine:
             return self._finish(request, decision, route, response, local=True)
         response.upstream_seconds = time.monotonic() - started
         return self._finish(request, decision, route, response, local=False)
-
-    @staticmethod
-    def _route_name(decision: HTTPDecision) -> str:
-        """'HTTPRoute ns/name rules[i]' for logs (made once with the table)."""
-        entry = decision.entry
-        return entry.rule.ref.text if entry is not None else ""
 
     async def _send(
         self,

@@ -38,6 +38,7 @@ import httptools
 from netlet.dataplane.proxy import pipe
 from netlet.dataplane.proxy.site import ConnInfo, Site
 from netlet.dataplane.proxy.streams import (
+    HEADER_NAMES,
     HOP_BY_HOP,
     REASONS,
     BodyStream,
@@ -45,6 +46,7 @@ from netlet.dataplane.proxy.streams import (
     ProxyError,
     Request,
     Response,
+    header_name,
     local_response,
     reason,
 )
@@ -56,22 +58,35 @@ H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # Statuses that never carry a body (RFC 9110 6.4.1).
 _NO_BODY_STATUS = frozenset({204, 304})
 
+# Response headers this module writes itself (framing, hop-by-hop), never copied.
+_OWN = HOP_BY_HOP | {"content-length"}
+
 # Status lines of the common statuses, formatted once.
 _STATUS_LINES = {code: f"HTTP/1.1 {code} {text}\r\n" for code, text in REASONS.items()}
+
+# Request headers `on_headers_complete` looks at (the others are only forwarded).
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "upgrade"})
+
+# Method names as str, made once.
+_METHODS = {
+    name.encode("ascii"): name
+    for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
+}
 
 _HEAD = 0  # waiting for / reading a request head
 _BODY = 1  # head done, body (if any) arriving
 
 
 class _InFlight:
-    """A request answered by callbacks (`Handler.begin`), where a Task would stand."""
+    """A request answered by callbacks (`Handler.begin`), where a Task would stand. One
+    per connection, reused: a connection serves one request at a time."""
 
     __slots__ = ("cancel_exchange", "keep_alive", "request", "started")
 
-    def __init__(self, request: Request, keep_alive: bool, started: float) -> None:
-        self.request = request
-        self.keep_alive = keep_alive
-        self.started = started
+    def __init__(self) -> None:
+        self.request: Request | None = None
+        self.keep_alive = True
+        self.started = 0.0
         self.cancel_exchange: Callable[[], None] | None = None
 
     def done(self) -> bool:
@@ -110,7 +125,10 @@ class H1Server(asyncio.Protocol):
         self._active: asyncio.Task[None] | _InFlight | None = None
         # The handler's callback entry point, when it has one (see the module doc).
         self._begin: Callable[..., Any] | None = getattr(site.handler, "begin", None)
+        self._inflight = _InFlight()
+        self._done_callback = self._direct_done  # bound once, handed over per request
         self._deadlines = site.deadlines
+        self._batch = site.batch
         self._timeout_callback = self._on_timeout  # bound once, armed per request
         self._read_paused: set[str] = set()
         self._write_paused = False
@@ -173,6 +191,11 @@ class H1Server(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def _send(self, data: bytes) -> None:
+        """Write to the client at the end of the loop's pass (batch.py): every write of
+        this protocol goes this way, so they stay in order."""
+        self._batch.write(self.transport, data, self.loop)
+
     def pause_writing(self) -> None:
         self._write_paused = True
 
@@ -193,6 +216,7 @@ class H1Server(asyncio.Protocol):
             self.site.stats.connection_closed(self.site.name)
             self.site.connections.discard(self)
         proto = H2Server(self.site)
+        self._batch.flush()  # nothing of ours may follow what H2Server writes
         self.transport.set_protocol(proto)
         proto.connection_made(self.transport, conn=self.conn)
         self._closed = True  # this protocol object is done; H2Server owns the counters now
@@ -287,18 +311,19 @@ class H1Server(asyncio.Protocol):
             raise _Fatal(414, "request URL too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        entry = (name.decode("latin-1").lower(), value.decode("latin-1"))
-        if self._phase == _BODY:
-            # Trailers of a chunked body.
+        entry = (HEADER_NAMES.get(name) or header_name(name), value.decode("latin-1"))
+        if self._phase:  # _BODY: trailers of a chunked body
             if self._trailers is None:
                 self._trailers = []
             self._trailers.append(entry)
             return
-        self._headers.append(entry)
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > self.limits.max_header_bytes:
+        headers = self._headers
+        headers.append(entry)
+        size = self._head_size = self._head_size + len(name) + len(value) + 4
+        limits = self.limits
+        if size > limits.max_header_bytes:
             raise _Fatal(431, "request head too large")
-        if len(self._headers) > self.limits.max_headers:
+        if len(headers) > limits.max_headers:
             raise _Fatal(431, "too many request headers")
 
     def on_headers_complete(self) -> None:
@@ -306,13 +331,16 @@ class H1Server(asyncio.Protocol):
         self._phase = _BODY
         self._head_bytes = 0
         version = parser.get_http_version()
-        method = parser.get_method().decode("ascii")
+        raw_method = parser.get_method()
+        method = _METHODS.get(raw_method) or raw_method.decode("ascii")
         headers = self._headers
         host = None
         content_length = None
         chunked = False
         upgrade = None
         for name, value in headers:
+            if name not in _FRAMING:
+                continue
             if name == "host":
                 if host is not None:
                     raise _Fatal(400, "more than one Host header")
@@ -375,7 +403,8 @@ class H1Server(asyncio.Protocol):
         self._current = request
         keep_alive = parser.should_keep_alive()
         if self._active is None and not self._queue:
-            self._cancel_timer()
+            # The idle/head deadline stays set: `_on_timeout` ignores it while a request
+            # is active, and the end of the response sets the next one.
             self._start(request, keep_alive)
         else:
             self._queue.append((request, keep_alive))
@@ -425,8 +454,7 @@ class H1Server(asyncio.Protocol):
     def _start(self, request: Request, keep_alive: bool) -> None:
         if request.body is not None:
             if request.header("expect") == "100-continue":
-                assert self.transport is not None
-                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self._send(b"HTTP/1.1 100 Continue\r\n\r\n")
         elif self._begin is not None and request.upgrade is None:
             self._start_direct(self._begin, request, keep_alive)
             return
@@ -434,9 +462,13 @@ class H1Server(asyncio.Protocol):
 
     def _start_direct(self, begin: Callable[..., Any], request: Request, keep_alive: bool) -> None:
         started = time.monotonic()
-        inflight = self._active = _InFlight(request, keep_alive, started)
+        inflight = self._active = self._inflight
+        inflight.request = request
+        inflight.keep_alive = keep_alive
+        inflight.started = started
+        inflight.cancel_exchange = None
         try:
-            result = begin(request, self.conn, self._direct_done)
+            result = begin(request, self.conn, self._done_callback)
         except ProxyError as exc:
             result = local_response(exc.status, str(exc))
         except Exception:
@@ -457,9 +489,10 @@ class H1Server(asyncio.Protocol):
         """The handler's callback: the response of the request in flight, or the
         exchange when it needs the async path after all (a stale pooled connection)."""
         inflight = self._active
-        if not isinstance(inflight, _InFlight):
+        if inflight is not self._inflight:
             return  # the client went away meanwhile
         request, keep_alive, started = inflight.request, inflight.keep_alive, inflight.started
+        assert request is not None
         if isinstance(result, Response):
             self._respond_now(request, result, keep_alive, started)
         else:
@@ -600,28 +633,31 @@ class H1Server(asyncio.Protocol):
         body = response.body
         data = body if isinstance(body, bytes) else body.take_buffered()
         no_body = request.method == "HEAD" or status in _NO_BODY_STATUS or status < 200
-        lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} {reason(status)}\r\n"]
-        for name, value in response.headers:
-            if name not in HOP_BY_HOP and name != "content-length":
-                lines.append(f"{name}: {value}\r\n")
         if isinstance(body, bytes):
-            if status not in _NO_BODY_STATUS:
-                lines.append(f"content-length: {len(data)}\r\n")
+            tail = f"content-length: {len(data)}\r\n" if status not in _NO_BODY_STATUS else ""
         elif response.content_length is not None:
             # A HEAD response keeps the length a GET would have had (RFC 9110 9.3.2).
-            lines.append(f"content-length: {response.content_length}\r\n")
+            tail = f"content-length: {response.content_length}\r\n"
         elif not no_body:
-            lines.append(f"content-length: {len(data)}\r\n")  # the whole body is here
+            tail = f"content-length: {len(data)}\r\n"  # the whole body is here
+        else:
+            tail = ""
         if not keep_alive:
-            lines.append("connection: close\r\n")
+            tail += "connection: close\r\n\r\n"
         elif request.version == "1.0":
-            lines.append("connection: keep-alive\r\n")
-        lines.append("\r\n")
+            tail += "connection: keep-alive\r\n\r\n"
+        else:
+            tail += "\r\n"
+        lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} {reason(status)}\r\n"]
+        for name, value in response.headers:
+            if name not in _OWN:
+                lines.append(f"{name}: {value}\r\n")
+        lines.append(tail)
         head = "".join(lines).encode("latin-1")
         if no_body or not data:
-            transport.write(head)
+            self._send(head)
             return 0, keep_alive
-        transport.write(head + data)
+        self._send(head + data)
         return len(data), keep_alive
 
     async def _write_response(
@@ -656,14 +692,14 @@ class H1Server(asyncio.Protocol):
         head = "".join(lines).encode("latin-1")
         if isinstance(body, bytes):
             if no_body or not body:
-                transport.write(head)
+                self._send(head)
             else:
-                transport.write(head + body)
+                self._send(head + body)
             if self._write_paused:
                 await self._drain()
             return len(body), keep_alive
         if no_body:
-            transport.write(head)
+            self._send(head)
             # The backend's body (none for HEAD) must still be consumed for its connection.
             while await body.read():
                 pass
@@ -671,9 +707,9 @@ class H1Server(asyncio.Protocol):
         sent = 0
         first = body.take_buffered()
         if chunked:
-            transport.write(head + (b"%x\r\n%s\r\n" % (len(first), first) if first else b""))
+            self._send(head + (b"%x\r\n%s\r\n" % (len(first), first) if first else b""))
         else:
-            transport.write(head + first)
+            self._send(head + first)
         sent += len(first)
         if (
             body.at_eof
@@ -692,9 +728,9 @@ class H1Server(asyncio.Protocol):
             if not chunk:
                 break
             sent += len(chunk)
-            transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            self._send(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
         if chunked:
-            transport.write(b"0\r\n\r\n")
+            self._send(b"0\r\n\r\n")
         elif response.content_length is not None and sent != response.content_length:
             # The backend sent fewer bytes than it announced: the client must see an error.
             raise ConnectionResetError("upstream body shorter than its Content-Length")
@@ -710,7 +746,8 @@ class H1Server(asyncio.Protocol):
         lines = [f"HTTP/1.1 101 {reason(101)}\r\n"]
         lines.extend(f"{name}: {value}\r\n" for name, value in response.headers)
         lines.append("\r\n")
-        transport.write("".join(lines).encode("latin-1"))
+        self._send("".join(lines).encode("latin-1"))
+        self._batch.flush()  # the pipe writes to the transport itself from now on
         leftover = self._upgrade_leftover or b""
         self._upgrade_leftover = None
         self._cancel_timer()
@@ -740,11 +777,12 @@ class H1Server(asyncio.Protocol):
         lines = [f"HTTP/1.1 {status} {reason(status)}\r\n"]
         lines.extend(f"{name}: {value}\r\n" for name, value in response.headers)
         lines.append(f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
-        self.transport.write("".join(lines).encode("latin-1") + body)
+        self._send("".join(lines).encode("latin-1") + body)
         self.site.stats.request_done(self.site.name, "HTTP/1.1", status)
         self._close()
 
     def _close(self) -> None:
         self._cancel_timer()
         if self.transport is not None and not self.transport.is_closing():
+            self._batch.flush()  # what was written goes before the close
             self.transport.close()

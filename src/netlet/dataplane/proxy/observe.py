@@ -10,6 +10,7 @@ flushes them at most once per `flush_interval`, so logging costs one
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import sys
 import time
@@ -20,9 +21,8 @@ from typing import IO, Any
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-# Counter keys, formatted once (they are on every request's path).
-_KEYS: dict[tuple[str, str], str] = {}
-_STATUS_TEXT = {code: str(code) for code in range(100, 600)}
+# Counter keys per listener and protocol, formatted once (they are on every request's path).
+_KEYS: dict[str, dict[str, str]] = {}
 
 
 class Stats:
@@ -43,7 +43,7 @@ class Stats:
         self.connections_total: Counter[str] = Counter()
         self.connections_active: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
-        self.statuses: Counter[str] = Counter()
+        self.statuses: Counter[int] = Counter()  # keys made text in `snapshot`
         self.counters: Counter[str] = Counter()
         self.latency_buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_count = 0
@@ -57,21 +57,34 @@ class Stats:
         self.connections_active[site] -= 1
 
     def request_done(self, site: str, protocol: str, status: int) -> None:
-        key = (site, protocol)
-        name = _KEYS.get(key)
+        self.requests[self.request_key(site, protocol)] += 1
+        self.statuses[status] += 1
+
+    def request_key(self, site: str, protocol: str) -> str:
+        """The `requests` counter key of a listener and protocol (made once)."""
+        names = _KEYS.get(site)
+        if names is None:
+            names = _KEYS[site] = {}
+        name = names.get(protocol)
         if name is None:
-            name = _KEYS[key] = f"{site} {protocol}"
-        self.requests[name] += 1
-        self.statuses[_STATUS_TEXT.get(status) or str(status)] += 1
+            name = names[protocol] = f"{site} {protocol}"
+        return name
+
+    def finished(self, key: str, status: int, upstream_seconds: float | None) -> None:
+        """`request_done` and `upstream_latency` in one call, with `request_key`'s key
+        (the per-request path)."""
+        self.requests[key] += 1
+        self.statuses[status] += 1
+        if upstream_seconds is not None:
+            self.latency_count += 1
+            self.latency_sum += upstream_seconds
+            self.latency_buckets[bisect.bisect_left(LATENCY_BUCKETS, upstream_seconds)] += 1
 
     def upstream_latency(self, seconds: float) -> None:
         self.latency_count += 1
         self.latency_sum += seconds
-        for i, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                self.latency_buckets[i] += 1
-                return
-        self.latency_buckets[-1] += 1
+        # The first bucket whose bound is >= seconds; past the last one, +Inf.
+        self.latency_buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
     def bump(self, name: str, n: int = 1) -> None:
         self.counters[name] += n
@@ -82,7 +95,7 @@ class Stats:
             "connections_total": dict(self.connections_total),
             "connections_active": dict(self.connections_active),
             "requests": dict(self.requests),
-            "responses_by_status": dict(self.statuses),
+            "responses_by_status": {str(code): n for code, n in self.statuses.items()},
             "counters": dict(self.counters),
             "upstream_latency": {
                 "count": self.latency_count,

@@ -14,12 +14,14 @@ programs.
 The decision memo: `match_http` is a pure function of the program and of what it
 reads from the request - method, scheme, Host, path and query, port, SNI and the
 headers `routing_headers` names (those some match on the port tests, and
-content-type). Decisions that depend on nothing else (no filter rewrites the
-request or redirects, no CORS, no backendRef filters: `memoizable`) are kept per
-snapshot under exactly that key, so requests differing in other headers (request
-ids, cookies, user agents) reuse one decision. Such a decision carries the request
-it was first made for: the engine forwards the client's own request instead, which
-is what the brain would have computed (`Engine.prepare`). Bounded; a new snapshot
+content-type). Of the path and query it reads only what the tables can tell
+apart, so the key holds the target's class (`PathClasses.key`). Decisions that
+depend on nothing else (no filter rewrites the request or redirects, no CORS, no
+backendRef filters: `memoizable`) are kept per snapshot under exactly that key,
+so requests differing in other headers (request ids, cookies, user agents) reuse
+one decision. Such a decision carries the request it was first made for: the
+engine forwards the client's own request instead, which is what the brain would
+have computed (`Engine.prepare`). Bounded; a new snapshot
 starts empty, so a reload never serves a stale decision. A decision is kept on the
 second request with its key (a doorkeeper set of key hashes remembers the first),
 so traffic whose every request differs (unique paths) does not churn the memo.
@@ -34,7 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from netlet.dataplane.proxy import tls
-from netlet.dataplane.proxy.engine import gateway_request
+from netlet.dataplane.proxy.engine import Routed, gateway_request
 from netlet.dataplane.proxy.l4 import Endpoint
 from netlet.dataplane.proxy.plan import Upstreams
 from netlet.dataplane.proxy.site import ConnInfo
@@ -46,6 +48,7 @@ from netlet.gateway.match import (
     match_tcp,
     match_tls,
     match_udp,
+    path_classes,
     pick_backend,
     routing_headers,
     select_tls_listener,
@@ -67,23 +70,15 @@ class Snapshot:
     allow: Callable[[str], bool] | None = None
     _upstreams: dict[str, Upstreams] = field(default_factory=dict)
     # The decision memo (see the module doc), per Gateway; emptied when full.
-    decisions: dict[str, dict[tuple[object, ...], HTTPDecision]] = field(default_factory=dict)
+    decisions: dict[str, dict[tuple[object, ...], Routed]] = field(default_factory=dict)
     # Hashes of memo keys seen once (see the module doc), per Gateway.
     seen: dict[str, set[int]] = field(default_factory=dict)
-    # routing_headers per (Gateway, port), computed once.
-    _routing: dict[tuple[str, int], tuple[str, ...]] = field(default_factory=dict)
+    # What routing reads per (Gateway, port), computed once, with that Gateway's memo.
+    _memos: dict[tuple[str, int], _PortMemo] = field(default_factory=dict)
     _contexts: dict[tuple[str, str], ssl.SSLContext] = field(default_factory=dict)
 
     def program(self, gateway: str) -> GatewayProgram | None:
         return self.programs.get(gateway)
-
-    def routing_headers(self, gateway: str, port: int) -> tuple[str, ...]:
-        names = self._routing.get((gateway, port))
-        if names is None:
-            program = self.programs.get(gateway)
-            names = routing_headers(program, port) if program is not None else ("content-type",)
-            self._routing[(gateway, port)] = names
-        return names
 
     def upstreams(self, gateway: str) -> Upstreams:
         """The data-plane state of one Gateway's backends (made on first use)."""
@@ -119,6 +114,27 @@ class Holder:
         return old
 
 
+class _PortMemo:
+    """The decision memo's state for one (Gateway, port) of a snapshot: what routing
+    reads there (`routing_headers`, `path_classes`), the memo and the doorkeeper."""
+
+    __slots__ = ("headers", "memo", "paths", "rules", "seen")
+
+    def __init__(
+        self,
+        program: GatewayProgram,
+        port: int,
+        memo: dict[tuple[object, ...], Routed],
+        seen: set[int],
+    ) -> None:
+        self.headers = routing_headers(program, port)
+        self.paths = path_classes(program, port)
+        self.memo = memo
+        self.seen = seen
+        # A Routed per (rule outcome, gRPC) to copy what depends only on the rule from.
+        self.rules: dict[tuple[int, bool], Routed] = {}
+
+
 class GatewayRouter:
     """HTTP routing for the listeners of one Gateway (the Engine's `Router`)."""
 
@@ -129,21 +145,30 @@ class GatewayRouter:
         self.gateway = gateway
 
     def decide(self, request: Request, conn: ConnInfo) -> tuple[HTTPDecision, Upstreams]:
+        routed = self.route(request, conn)
+        return routed.decision, routed.upstreams
+
+    def route(self, request: Request, conn: ConnInfo) -> Routed:
         snapshot = self.holder.current
         gateway = self.gateway
-        program = snapshot.programs.get(gateway)
-        if program is None:
-            raise ProxyError(f"Gateway {gateway} is not served any more", 404)
-        memo = snapshot.decisions.get(gateway)
-        if memo is None:
-            memo = snapshot.decisions[gateway] = {}
         port = conn.site.port
-        names = snapshot.routing_headers(gateway, port)
+        state = snapshot._memos.get((gateway, port))
+        if state is None:
+            program = snapshot.programs.get(gateway)
+            if program is None:
+                raise ProxyError(f"Gateway {gateway} is not served any more", 404)
+            state = snapshot._memos[(gateway, port)] = _PortMemo(
+                program,
+                port,
+                snapshot.decisions.setdefault(gateway, {}),
+                snapshot.seen.setdefault(gateway, set()),
+            )
+        names = state.headers
         key = (
             request.method,
             request.scheme,
             request.authority,
-            request.path,
+            state.paths.key(request.path),
             port,
             conn.sni,
             # Usually just content-type: no match on the port tests a header.
@@ -151,32 +176,36 @@ class GatewayRouter:
             if len(names) == 1
             else tuple(request.header(name) for name in names),
         )
-        decision = memo.get(key)
-        if decision is None:
+        routed = state.memo.get(key)
+        if routed is None:
+            program = snapshot.programs[gateway]
             decision = match_http(program, gateway_request(request, conn))
+            if decision.entry is None:  # answered without a rule (404...): nothing shared
+                routed = Routed(decision, snapshot.upstreams(gateway))
+            else:
+                # The rule's outcome is one object, made with the table (id is stable).
+                rule_key = (id(decision.outcome), decision.grpc)
+                like = state.rules.get(rule_key)
+                routed = Routed(decision, snapshot.upstreams(gateway), like)
+                if like is None:
+                    state.rules[rule_key] = routed
             if memoizable(decision):
-                self._remember(snapshot, memo, key, decision)
-        return decision, snapshot.upstreams(gateway)
+                _remember(state, key, routed)
+        return routed
 
-    def _remember(
-        self,
-        snapshot: Snapshot,
-        memo: dict[tuple[object, ...], HTTPDecision],
-        key: tuple[object, ...],
-        decision: HTTPDecision,
-    ) -> None:
-        seen = snapshot.seen.get(self.gateway)
-        if seen is None:
-            seen = snapshot.seen[self.gateway] = set()
-        digest = hash(key)
-        if digest not in seen:
-            if len(seen) >= DOORKEEPER_SIZE:
-                seen.clear()
-            seen.add(digest)
-            return
-        if len(memo) >= DECISION_MEMO_SIZE:
-            memo.clear()
-        memo[key] = decision
+
+def _remember(state: _PortMemo, key: tuple[object, ...], routed: Routed) -> None:
+    seen = state.seen
+    digest = hash(key)
+    if digest not in seen:
+        if len(seen) >= DOORKEEPER_SIZE:
+            seen.clear()
+        seen.add(digest)
+        return
+    memo = state.memo
+    if len(memo) >= DECISION_MEMO_SIZE:
+        memo.clear()
+    memo[key] = routed
 
 
 def memoizable(decision: HTTPDecision) -> bool:

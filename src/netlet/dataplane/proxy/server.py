@@ -166,6 +166,7 @@ class TlsPort:
             scheme="https",
             h2c=False,
             log_fields={"gateway": bind.gateway},
+            batch=server.pool.batch,
         )
         self.l4_site = L4Site(
             name,
@@ -365,6 +366,7 @@ class ProxyServer:
                 scheme=bind.kind,
                 h2c=bind.kind == "http",
                 log_fields=fields,
+                batch=self.pool.batch,
             )
             server = await loop.create_server(
                 lambda: H1Server(site),

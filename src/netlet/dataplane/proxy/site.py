@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from netlet.dataplane.proxy.batch import WriteBatch
 from netlet.dataplane.proxy.deadlines import Deadlines
 from netlet.dataplane.proxy.limits import Limits
 from netlet.dataplane.proxy.observe import AccessLog, Stats
@@ -56,6 +57,8 @@ class Site:
     deadlines: Deadlines = field(default_factory=Deadlines)
     # Open client connections (protocol objects with `shutdown()`), for draining.
     connections: set[Any] = field(default_factory=set)
+    # Responses are written at the end of the event loop's pass (see batch.py).
+    batch: WriteBatch = field(default_factory=WriteBatch)
 
     async def drain(self, timeout: float) -> None:
         """Ask every connection to finish what it is doing and close; abort the rest
@@ -79,9 +82,11 @@ class Site:
         response: Response | None,
     ) -> None:
         protocol = _PROTOCOLS.get(request.version) or f"HTTP/{request.version}"
-        self.stats.request_done(self.name, protocol, status)
-        if response is not None and response.upstream:
-            self.stats.upstream_latency(response.upstream_seconds)
+        self.stats.finished(
+            self.stats.request_key(self.name, protocol),
+            status,
+            response.upstream_seconds if response is not None and response.upstream else None,
+        )
         if self.access_log is None:
             return
         record: dict[str, Any] = {

@@ -34,6 +34,20 @@ HOP_BY_HOP = frozenset(
 
 DEFAULT_HIGH_WATER = 256 * 1024
 
+# Header names as they come on the wire -> lower-case str, for the parsers' header
+# callbacks (a dict lookup instead of a decode and a lower per header). Bounded: names
+# past the bound are converted each time.
+HEADER_NAMES: dict[bytes, str] = {}
+_HEADER_NAMES_MAX = 512
+
+
+def header_name(raw: bytes) -> str:
+    """The lower-case str of a header name not in `HEADER_NAMES` yet (kept there)."""
+    name = raw.decode("latin-1").lower()
+    if len(HEADER_NAMES) < _HEADER_NAMES_MAX:
+        HEADER_NAMES[raw] = name
+    return name
+
 
 class ProxyError(Exception):
     """An error that ends one request with `status` (and a short reason for logs)."""

@@ -40,16 +40,19 @@ import h2.exceptions
 import h2.settings
 import httptools
 
+from netlet.dataplane.proxy.batch import WriteBatch
 from netlet.dataplane.proxy.deadlines import Deadlines
 from netlet.dataplane.proxy.limits import Limits
 from netlet.dataplane.proxy.observe import Stats
 from netlet.dataplane.proxy.streams import (
+    HEADER_NAMES,
     HOP_BY_HOP,
     BodyStream,
     Headers,
     ProxyError,
     Response,
     Tunnel,
+    header_name,
 )
 from netlet.dataplane.proxy.tls import OriginTLS
 
@@ -83,6 +86,9 @@ ERROR_STATUS: dict[Failure, int] = {
 Endpoint = tuple[str, int]
 # Connections are pooled per endpoint, and per TLS settings when TLS is originated.
 PoolKey = Endpoint | tuple[Endpoint, OriginTLS]
+
+# Response headers `_H1Conn.on_header` does not just keep.
+_FRAMING = HOP_BY_HOP | {"content-length"}
 
 # A callback-driven exchange (`UpstreamPool.start`) hands the response over once
 # its body is complete, or as a stream past this many buffered bytes.
@@ -122,7 +128,7 @@ class OutRequest:
 Body = bytes | BodyStream | None
 
 # Methods whose requests mean something with an empty body (send Content-Length: 0).
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def h1_head(request: OutRequest, body: Body, upgrade: bool = False) -> tuple[bytes, bool]:
@@ -131,7 +137,7 @@ def h1_head(request: OutRequest, body: Body, upgrade: bool = False) -> tuple[byt
     lines.extend(f"{name}: {value}\r\n" for name, value in request.headers)
     chunked = False
     if isinstance(body, bytes):
-        if body or request.method in _BODY_METHODS:
+        if body or request.method in BODY_METHODS:
             lines.append(f"content-length: {len(body)}\r\n")
     elif body is not None:
         if request.content_length is not None:
@@ -139,7 +145,7 @@ def h1_head(request: OutRequest, body: Body, upgrade: bool = False) -> tuple[byt
         else:
             chunked = True
             lines.append("transfer-encoding: chunked\r\n")
-    elif request.method in _BODY_METHODS:
+    elif request.method in BODY_METHODS:
         lines.append("content-length: 0\r\n")
     if upgrade:
         lines.append("connection: upgrade\r\n")
@@ -147,8 +153,14 @@ def h1_head(request: OutRequest, body: Body, upgrade: bool = False) -> tuple[byt
     return "".join(lines).encode("latin-1"), chunked
 
 
+class _Unsolicited(Exception):
+    """A response that answers no request (see `_H1Conn.on_message_begin`)."""
+
+
 class _H1Conn(asyncio.Protocol):
-    """One HTTP/1.1 connection to a backend; one request at a time."""
+    """One HTTP/1.1 connection to a backend; one request at a time. Bytes that answer
+    no request (a message after the final response of a read, or on an idle
+    connection) end the connection: it is never reused out of step with its backend."""
 
     def __init__(self, pool: UpstreamPool, key: PoolKey) -> None:
         self.pool = pool
@@ -157,6 +169,9 @@ class _H1Conn(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
+        # The final response completed during this read: any message after it answers
+        # nothing (reset per read only, as the next exchange may begin in between).
+        self.final_done = False
         self.waiter: asyncio.Future[Response] | None = None
         self.response: Response | None = None
         self.body: BodyStream | None = None
@@ -189,6 +204,7 @@ class _H1Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
+        self.final_done = False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -266,9 +282,13 @@ class _H1Conn(asyncio.Protocol):
             self.transport.abort()
 
     def timed_out(self) -> None:
-        """The response head did not come in time (Deadlines callback)."""
-        error = UpstreamError(Failure.TIMEOUT, "no response head in time")
+        """The response did not come in time (Deadlines callback). The deadline of a
+        callback exchange stays set when it ends (`on_message_complete`), so one that
+        fires after that finds nothing to time out."""
         waiter = self.waiter
+        if self.on_done is None and (waiter is None or waiter.done()):
+            return
+        error = UpstreamError(Failure.TIMEOUT, "no response head in time")
         if waiter is not None and not waiter.done():
             waiter.set_exception(error)
         elif self.on_done is not None:
@@ -278,14 +298,19 @@ class _H1Conn(asyncio.Protocol):
     # Parser callbacks ----------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self.final_done or (self.waiter is None and self.on_done is None):
+            # Nothing was asked (the parser error that follows closes the connection).
+            raise _Unsolicited
         self.headers = []
         self.trailers = None
         self.content_length = None
         self.chunked = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        if self.response is not None:
+        key = HEADER_NAMES.get(name) or header_name(name)
+        if key not in _FRAMING and self.response is None:
+            self.headers.append((key, value.decode("latin-1")))  # the common case
+        elif self.response is not None:
             if self.trailers is None:
                 self.trailers = []
             self.trailers.append((key, value.decode("latin-1")))
@@ -333,7 +358,7 @@ class _H1Conn(asyncio.Protocol):
             status,
             self.headers,
             body,
-            content_length=None if status in (101, 204, 304) else content_length,
+            None if status in (101, 204, 304) else content_length,
         )
         self.response = response
         waiter = self.waiter
@@ -383,13 +408,18 @@ class _H1Conn(asyncio.Protocol):
         if self.informational:
             self.informational = False
             return
+        response = self.response
+        parts = self.parts
         if self.body is not None:
             self.body.end(self.trailers)
             self.body = None
-        elif self.parts is not None:
-            self._collected()
+        elif parts is not None:
+            # Callback mode: the body is complete (see `_collected`).
+            self.parts = None
+            if response is not None:
+                response.body = parts[0] if len(parts) == 1 else b"".join(parts)
         keep = self.parser.should_keep_alive() and self.request_sent and not self.closed
-        response = self.response
+        self.final_done = True
         self.response = None
         self.waiter = None
         if self.upgrade:
@@ -400,9 +430,12 @@ class _H1Conn(asyncio.Protocol):
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
-        if self.on_done is not None and response is not None:
+        on_done = self.on_done
+        if on_done is not None and response is not None:
             # Last: the callback may start the next exchange on this very connection.
-            self._deliver(response)
+            # (Its deadline stays: `timed_out` ignores it now, the next exchange resets it.)
+            self.on_done = None
+            on_done(response)
 
     # Sending -------------------------------------------------------------------------
 
@@ -437,6 +470,7 @@ class _H1Conn(asyncio.Protocol):
         self.close_delimited = False
         self.waiter = None
         self.on_done = on_done
+        self.request_sent = True
 
 
 class UpstreamPool:
@@ -450,6 +484,8 @@ class UpstreamPool:
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
         self.deadlines = Deadlines()
+        # Request heads of callback exchanges go out at the end of the loop's pass.
+        self.batch = WriteBatch()
 
     # Connecting ------------------------------------------------------------------------
 
@@ -566,24 +602,32 @@ class UpstreamPool:
     def start(
         self,
         endpoint: Endpoint,
-        request: OutRequest,
+        head: bytes,
+        head_only: bool,
         timeout: float | None,
         on_done: Callable[[Response | UpstreamError], None],
         tls: OriginTLS | None = None,
     ) -> Callable[[], None] | None:
-        """Send a request without a body on a pooled HTTP/1.1 connection, now; `on_done`
-        gets the response or the error later (see the module doc). Returns a function
-        that abandons the exchange, or None when no pooled connection is free (then
-        use `send`, which connects)."""
-        conn = self._acquire_idle(endpoint if tls is None else (endpoint, tls))
-        if conn is None:
+        """Send a request without a body (its `head`, see `h1_head`) on a pooled
+        HTTP/1.1 connection, now; `on_done` gets the response or the error later (see
+        the module doc). `head_only`: a HEAD request (the response has no body).
+        Returns a function that abandons the exchange, or None when no pooled
+        connection is free (then use `send`, which connects)."""
+        idle = self._idle.get(endpoint if tls is None else (endpoint, tls))
+        while idle:
+            conn = idle.pop()
+            transport = conn.transport
+            if not conn.closed and transport is not None and not transport.is_closing():
+                break
+        else:
             return None
-        head, _ = h1_head(request, None)
-        conn.begin_direct(request.method == "HEAD", on_done)
-        conn.request_sent = True
-        conn.transport.write(head)  # type: ignore[union-attr]
+        conn.reused = True
+        conn.begin_direct(head_only, on_done)
+        self.batch.write(transport, head, conn.loop)
         if timeout is not None:
             self.deadlines.set(conn, timeout, conn.timeout_callback)
+        else:
+            self.deadlines.clear(conn)  # a previous exchange's deadline must not fire
         return conn.cancel
 
     async def send(

@@ -30,12 +30,14 @@ import h2.settings
 
 from netlet.dataplane.proxy.site import ConnInfo, Site
 from netlet.dataplane.proxy.streams import (
+    H2_BODY_EVENTS,
     HOP_BY_HOP,
     BodyStream,
     Headers,
     ProxyError,
     Request,
     Response,
+    feed_h2_body,
     local_response,
 )
 
@@ -202,23 +204,9 @@ class H2Server(asyncio.Protocol):
     def _dispatch(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
             self._request(event)
-        elif isinstance(event, h2.events.DataReceived):
+        elif isinstance(event, H2_BODY_EVENTS):
             stream = self.streams.get(event.stream_id)
-            pad = event.flow_controlled_length - len(event.data)
-            if pad:
-                self.h2.acknowledge_received_data(pad, event.stream_id)
-            if stream is not None and stream.body is not None:
-                stream.body.feed(event.data)
-            else:
-                self.h2.acknowledge_received_data(len(event.data), event.stream_id)
-        elif isinstance(event, h2.events.TrailersReceived):
-            stream = self.streams.get(event.stream_id)
-            if stream is not None and stream.body is not None:
-                stream.body.trailers = _decode(event.headers)
-        elif isinstance(event, h2.events.StreamEnded):
-            stream = self.streams.get(event.stream_id)
-            if stream is not None and stream.body is not None:
-                stream.body.end()
+            feed_h2_body(self.h2, stream.body if stream is not None else None, event)
         elif isinstance(event, h2.events.StreamReset):
             stream = self.streams.pop(event.stream_id, None)
             if stream is not None:
@@ -461,18 +449,6 @@ class H2Server(asyncio.Protocol):
         except TimeoutError:
             self.site.stats.bump("client_send_timeout")
             raise ConnectionResetError("client did not read in time") from None
-
-
-def _decode(headers: list[tuple[bytes, bytes]] | list[tuple[str, str]]) -> Headers:
-    out: Headers = []
-    for name, value in headers:
-        out.append(
-            (
-                name.decode("latin-1") if isinstance(name, bytes) else name,
-                value.decode("latin-1") if isinstance(value, bytes) else value,
-            )
-        )
-    return out
 
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

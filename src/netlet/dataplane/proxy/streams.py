@@ -17,6 +17,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import h2.connection
+import h2.events
+
 Headers = list[tuple[str, str]]
 
 # Headers that describe one hop, never forwarded as they are (RFC 9110 7.6.1).
@@ -221,6 +224,34 @@ class BodyStream:
                     raise ClientBodyTimeout("body read timed out") from None
         finally:
             self._waiter = None
+
+
+# The HTTP/2 events that carry a stream's body, in either direction.
+H2_BODY_EVENTS = (h2.events.DataReceived, h2.events.TrailersReceived, h2.events.StreamEnded)
+
+
+def feed_h2_body(
+    conn: h2.connection.H2Connection, body: BodyStream | None, event: h2.events.Event
+) -> None:
+    """Hand one of `H2_BODY_EVENTS` to the stream's `body`. Padding is acknowledged at
+    once, data only as `body` is consumed; data for a stream without a body (gone, or
+    never having one) is acknowledged and dropped, so the connection window stays
+    open."""
+    if isinstance(event, h2.events.DataReceived):
+        data = event.data or b""
+        pad = (event.flow_controlled_length or 0) - len(data)
+        if pad:
+            conn.acknowledge_received_data(pad, event.stream_id)
+        if body is not None:
+            body.feed(data)
+        else:
+            conn.acknowledge_received_data(len(data), event.stream_id)
+    elif body is None:
+        return
+    elif isinstance(event, h2.events.TrailersReceived):
+        body.trailers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers or ()]
+    elif isinstance(event, h2.events.StreamEnded):
+        body.end()
 
 
 def fixed_body(data: bytes) -> BodyStream:

@@ -45,6 +45,7 @@ from netlet.dataplane.proxy.deadlines import Deadlines
 from netlet.dataplane.proxy.limits import Limits
 from netlet.dataplane.proxy.observe import Stats
 from netlet.dataplane.proxy.streams import (
+    H2_BODY_EVENTS,
     HEADER_NAMES,
     HOP_BY_HOP,
     BodyStream,
@@ -52,6 +53,7 @@ from netlet.dataplane.proxy.streams import (
     ProxyError,
     Response,
     Tunnel,
+    feed_h2_body,
     header_name,
 )
 from netlet.dataplane.proxy.tls import OriginTLS
@@ -942,26 +944,11 @@ class _H2Conn(asyncio.Protocol):
                 body.end()
             if not stream.waiter.done():
                 stream.waiter.set_result(Response(status, headers, body, content_length))
-        elif isinstance(event, h2.events.DataReceived):
+        elif isinstance(event, H2_BODY_EVENTS):
             stream = self.streams.get(event.stream_id)
-            pad = event.flow_controlled_length - len(event.data)
-            if pad:
-                self.h2.acknowledge_received_data(pad, event.stream_id)
-            if stream is not None and stream.body is not None:
-                stream.body.feed(event.data)
-            else:
-                self.h2.acknowledge_received_data(len(event.data), event.stream_id)
-        elif isinstance(event, h2.events.TrailersReceived):
-            stream = self.streams.get(event.stream_id)
-            if stream is not None and stream.body is not None:
-                assert event.headers is not None
-                stream.body.trailers = [
-                    (n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers
-                ]
-        elif isinstance(event, h2.events.StreamEnded):
-            stream = self.streams.pop(event.stream_id, None)
-            if stream is not None and stream.body is not None:
-                stream.body.end()
+            feed_h2_body(self.h2, stream.body if stream is not None else None, event)
+            if isinstance(event, h2.events.StreamEnded):
+                self.streams.pop(event.stream_id, None)  # the exchange is over
         elif isinstance(event, h2.events.StreamReset):
             stream = self.streams.pop(event.stream_id, None)
             if stream is not None:

@@ -34,7 +34,7 @@ from netlet.cli.common import (
     make_config,
     stdout_console,
 )
-from netlet.cli.output import as_list, dump_json, dump_yaml, print_table
+from netlet.cli.output import as_list, print_document, print_table
 from netlet.gateway.build import GatewayWorld, build_world
 from netlet.gateway.conditions import Condition, ConditionType, find
 from netlet.gateway.explain import Explanation, explain_http
@@ -110,9 +110,7 @@ def status(
     console = stdout_console()
     everything = all_namespaces or namespace is None
     if output in (OutputFormat.YAML, OutputFormat.JSON):
-        data = as_list(_status_objects(world, namespace, everything))
-        text = dump_yaml(data) if output == OutputFormat.YAML else dump_json(data)
-        console.out(text.rstrip("\n"), highlight=False)
+        print_document(console, as_list(_status_objects(world, namespace, everything)), output)
         exit_for(result)
         return
     sections = _status_tables(world, namespace, everything, output == OutputFormat.WIDE)
@@ -460,9 +458,7 @@ def route(
     except KeyError as exc:
         fail(str(exc.args[0]))
     if output in (OutputFormat.YAML, OutputFormat.JSON):
-        data = _explanation_data(exp)
-        text = dump_yaml(data) if output == OutputFormat.YAML else dump_json(data)
-        stdout_console().out(text.rstrip("\n"), highlight=False)
+        print_document(stdout_console(), _explanation_data(exp), output)
     else:
         _print_explanation(exp, limit)
     decision = exp.decision

@@ -28,7 +28,7 @@ from netlet.cli.common import (
     make_config,
     stdout_console,
 )
-from netlet.cli.output import as_list, dump_json, dump_yaml, print_table
+from netlet.cli.output import as_list, print_document, print_table
 from netlet.cluster.state import ClusterState
 from netlet.resources.base import Resource
 from netlet.resources.core import EndpointSlice, Pod, Service
@@ -300,9 +300,7 @@ def get(
         printed_any = True
     if output in (OutputFormat.YAML, OutputFormat.JSON):
         data: Any = dumped[0] if name is not None and len(dumped) == 1 else as_list(dumped)
-        console.out(
-            dump_yaml(data) if output == OutputFormat.YAML else dump_json(data), highlight=False
-        )
+        print_document(console, data, output)
     elif not printed_any and not result.errors:
         where = "any namespace" if ns_filter is None else f"namespace {ns_filter}"
         if name is not None:

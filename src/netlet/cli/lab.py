@@ -36,7 +36,7 @@ from netlet.cli.common import (
     stderr_console,
     stdout_console,
 )
-from netlet.cli.output import dump_json, dump_yaml, print_table
+from netlet.cli.output import print_document, print_table
 from netlet.dataplane.lab.errors import LabError
 from netlet.dataplane.lab.names import (
     DEFAULT_LAB,
@@ -164,10 +164,8 @@ def status(
     except LabError as exc:
         raise _lab_failure(exc) from None
     out = stdout_console()
-    if output == OutputFormat.JSON:
-        out.out(dump_json(current.as_dict()), highlight=False)
-    elif output == OutputFormat.YAML:
-        out.out(dump_yaml(current.as_dict()), highlight=False)
+    if output in (OutputFormat.JSON, OutputFormat.YAML):
+        print_document(out, current.as_dict(), output)
     else:
         _print_status(current, wide=output == OutputFormat.WIDE)
     if not current.healthy:
@@ -294,10 +292,8 @@ def probe(
     except LabError as exc:
         raise _lab_failure(exc) from None
     out = stdout_console()
-    if output == OutputFormat.JSON:
-        out.out(dump_json(matrix.as_dict()), highlight=False)
-    elif output == OutputFormat.YAML:
-        out.out(dump_yaml(matrix.as_dict()), highlight=False)
+    if output in (OutputFormat.JSON, OutputFormat.YAML):
+        print_document(out, matrix.as_dict(), output)
     else:
         print_matrix(matrix, wide=output == OutputFormat.WIDE)
 

@@ -44,5 +44,11 @@ def dump_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=False, default=str)
 
 
+def print_document(console: Console, data: Any, output: str) -> None:
+    """`data` as one YAML document (`output` "yaml") or JSON document (otherwise)."""
+    text = dump_yaml(data) if output == "yaml" else dump_json(data)
+    console.out(text.rstrip("\n"), highlight=False)
+
+
 def as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "items": items}

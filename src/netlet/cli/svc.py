@@ -34,7 +34,7 @@ from netlet.cli.common import (
     make_config,
     stdout_console,
 )
-from netlet.cli.output import as_list, dump_json, dump_yaml, print_table
+from netlet.cli.output import as_list, print_document, print_table
 from netlet.cluster.state import ClusterState
 from netlet.resources.core import Node, Protocol, Service
 from netlet.resources.diagnostics import Diagnostic
@@ -157,7 +157,7 @@ def trace_command(
     console = stdout_console()
     if output in (OutputFormat.JSON, OutputFormat.YAML):
         data = trace_data(done)
-        console.out(dump_json(data) if output == OutputFormat.JSON else dump_yaml(data))
+        print_document(console, data, output)
     else:
         _print_trace(done)
     if done.result.endpoints:
@@ -278,7 +278,7 @@ def table_command(
     console = stdout_console()
     if output in (OutputFormat.JSON, OutputFormat.YAML):
         data = [table_data(t) for t in tables]
-        console.out(dump_json(data) if output == OutputFormat.JSON else dump_yaml(data))
+        print_document(console, data, output)
         exit_for(result)
         return
     for i, table in enumerate(tables):
@@ -402,7 +402,7 @@ def slices_command(
     console = stdout_console()
     if output in (OutputFormat.JSON, OutputFormat.YAML):
         data = as_list(dumped)
-        console.out(dump_json(data) if output == OutputFormat.JSON else dump_yaml(data))
+        print_document(console, data, output)
     else:
         headers = ["NAME", "SERVICE", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "SOURCE"]
         if ns is None:

@@ -85,6 +85,15 @@ class EndpointError(ValueError):
     """An endpoint the user named does not exist or has no address of the family."""
 
 
+def _address(owner: PodInfo | NodeInfo, family: int | None, name: str) -> IPAddress:
+    """`owner`'s address of `family`; without one, IPv4 if it has it, else IPv6."""
+    fam = family or (4 if owner.ip(4) is not None else 6)
+    ip = owner.ip(fam)
+    if ip is None:
+        raise EndpointError(f"{name} has no IPv{fam} address")
+    return ip
+
+
 class Reason(enum.StrEnum):
     RULE = "rule"  # an Admin/Baseline rule or a NetworkPolicy rule decided
     ISOLATED = "isolated"  # NetworkPolicy isolates the pod and no rule matched
@@ -247,10 +256,7 @@ class PolicyEngine:
         pod = self.program.pod(key)
         if pod is None:
             raise EndpointError(f"pod {key} not found (or it has no IP yet)")
-        fam = family or (4 if pod.ip(4) is not None else 6)
-        ip = pod.ip(fam)
-        if ip is None:
-            raise EndpointError(f"pod {key} has no IPv{fam} address")
+        ip = _address(pod, family, f"pod {key}")
         if pod.host_network:
             return Endpoint(EndpointKind.NODE, ip, pod=key, node=pod.node)
         return Endpoint(EndpointKind.POD, ip, pod=key, node=pod.node)
@@ -259,11 +265,7 @@ class PolicyEngine:
         node = self.program.node(name)
         if node is None:
             raise EndpointError(f"node {name} not found")
-        fam = family or (4 if node.ip(4) is not None else 6)
-        ip = node.ip(fam)
-        if ip is None:
-            raise EndpointError(f"node {name} has no IPv{fam} address")
-        return Endpoint(EndpointKind.NODE, ip, node=name)
+        return Endpoint(EndpointKind.NODE, _address(node, family, f"node {name}"), node=name)
 
     def ip_endpoint(self, ip: IPAddress | str) -> Endpoint:
         address = ipaddress.ip_address(ip) if isinstance(ip, str) else ip

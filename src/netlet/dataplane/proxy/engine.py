@@ -200,24 +200,31 @@ def forward_headers(request: Request, headers: Sequence[tuple[str, str]], scheme
 _NOT_FORWARDED = HOP_BY_HOP | {"host", "x-forwarded-for"}
 
 
+def _client_target(request: Request) -> str:
+    """The client's request target as the backend receives it: without an empty query
+    (the brain's Request has none either)."""
+    path = request.path
+    return path[:-1] if path.endswith("?") else path
+
+
 def client_out(request: Request) -> OutRequest:
     """The client's own request as the backend receives it (no filter changes it)."""
-    path = request.path
-    if path.endswith("?"):
-        path = path[:-1]  # the brain's Request has no empty query either
     headers = forward_headers(request, request.headers, request.scheme)
     return OutRequest(
-        request.method, request.authority, path, headers, content_length=request.content_length
+        request.method,
+        request.authority,
+        _client_target(request),
+        headers,
+        content_length=request.content_length,
     )
 
 
 def client_head(request: Request) -> bytes:
     """`h1_head(client_out(request), None)` in one pass, for a request without a body:
     the same bytes (tests/proxy/test_units.py compares them)."""
-    path = request.path
-    if path.endswith("?"):
-        path = path[:-1]
-    parts = [f"{request.method} {path} HTTP/1.1\r\nhost: {request.authority}\r\n"]
+    parts = [
+        f"{request.method} {_client_target(request)} HTTP/1.1\r\nhost: {request.authority}\r\n"
+    ]
     forwarded_for = None
     for name, value in request.headers:
         if name in _NOT_FORWARDED:
@@ -346,9 +353,6 @@ class Engine:
         if direct is not None:
             # One backend, the client's own request: nothing to choose or rewrite.
             return Exchange(request, routed, direct, None)
-        return self._prepare(request, routed)
-
-    def _prepare(self, request: Request, routed: Routed) -> Response | Exchange:
         decision = routed.decision
         outcome = decision.outcome
         route = routed.route
@@ -402,15 +406,10 @@ class Engine:
         `done` gets the finished Response later (or the Exchange, when it needs
         `forward` after all: a stale pooled connection); the return value then
         cancels it. Anything else comes back as the Exchange for `forward`."""
-        routed = self.router.route(request, conn)
-        upstream = routed.direct
-        if upstream is not None:
-            prepared = Exchange(request, routed, upstream, None)
-        else:
-            found = self._prepare(request, routed)
-            if isinstance(found, Response):
-                return found
-            prepared, upstream = found, found.upstream
+        prepared = self.prepare(request, conn)
+        if isinstance(prepared, Response):
+            return prepared
+        routed, upstream = prepared.routed, prepared.upstream
         if (
             not routed.callback
             or request.body is not None

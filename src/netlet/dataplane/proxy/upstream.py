@@ -615,17 +615,11 @@ class UpstreamPool:
         the module doc). `head_only`: a HEAD request (the response has no body).
         Returns a function that abandons the exchange, or None when no pooled
         connection is free (then use `send`, which connects)."""
-        idle = self._idle.get(endpoint if tls is None else (endpoint, tls))
-        while idle:
-            conn = idle.pop()
-            transport = conn.transport
-            if not conn.closed and transport is not None and not transport.is_closing():
-                break
-        else:
+        conn = self._acquire_idle(endpoint if tls is None else (endpoint, tls))
+        if conn is None:
             return None
-        conn.reused = True
         conn.begin_direct(head_only, on_done)
-        self.batch.write(transport, head, conn.loop)
+        self.batch.write(conn.transport, head, conn.loop)
         if timeout is not None:
             self.deadlines.set(conn, timeout, conn.timeout_callback)
         else:

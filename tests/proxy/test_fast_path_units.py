@@ -78,7 +78,7 @@ def test_one_call_per_finished_request_counts_as_the_separate_calls(seconds):
     separate, together = Stats(), Stats()
     separate.request_done("gw:80", "HTTP/1.1", 200)
     separate.upstream_latency(seconds)
-    together.finished(together.request_key("gw:80", "HTTP/1.1"), 200, seconds)
+    together.request_done("gw:80", "HTTP/1.1", 200, seconds)
     one, two = separate.snapshot(), together.snapshot()
     del one["uptime_seconds"], two["uptime_seconds"]
     assert one == two
@@ -86,7 +86,7 @@ def test_one_call_per_finished_request_counts_as_the_separate_calls(seconds):
 
 def test_a_request_answered_by_the_gateway_counts_no_upstream_latency():
     stats = Stats()
-    stats.finished(stats.request_key("gw:80", "HTTP/1.1"), 404, None)
+    stats.request_done("gw:80", "HTTP/1.1", 404, None)
     snap = stats.snapshot()
     assert snap["requests"] == {"gw:80 HTTP/1.1": 1}
     assert snap["responses_by_status"] == {"404": 1}

@@ -56,29 +56,20 @@ class Stats:
     def connection_closed(self, site: str) -> None:
         self.connections_active[site] -= 1
 
-    def request_done(self, site: str, protocol: str, status: int) -> None:
-        self.requests[self.request_key(site, protocol)] += 1
-        self.statuses[status] += 1
-
-    def request_key(self, site: str, protocol: str) -> str:
-        """The `requests` counter key of a listener and protocol (made once)."""
+    def request_done(
+        self, site: str, protocol: str, status: int, upstream_seconds: float | None = None
+    ) -> None:
+        """A finished request of a listener, with its backend's latency if it had one."""
         names = _KEYS.get(site)
         if names is None:
             names = _KEYS[site] = {}
-        name = names.get(protocol)
-        if name is None:
-            name = names[protocol] = f"{site} {protocol}"
-        return name
-
-    def finished(self, key: str, status: int, upstream_seconds: float | None) -> None:
-        """`request_done` and `upstream_latency` in one call, with `request_key`'s key
-        (the per-request path)."""
+        key = names.get(protocol)
+        if key is None:
+            key = names[protocol] = f"{site} {protocol}"
         self.requests[key] += 1
         self.statuses[status] += 1
         if upstream_seconds is not None:
-            self.latency_count += 1
-            self.latency_sum += upstream_seconds
-            self.latency_buckets[bisect.bisect_left(LATENCY_BUCKETS, upstream_seconds)] += 1
+            self.upstream_latency(upstream_seconds)
 
     def upstream_latency(self, seconds: float) -> None:
         self.latency_count += 1

@@ -82,8 +82,9 @@ class Site:
         response: Response | None,
     ) -> None:
         protocol = _PROTOCOLS.get(request.version) or f"HTTP/{request.version}"
-        self.stats.finished(
-            self.stats.request_key(self.name, protocol),
+        self.stats.request_done(
+            self.name,
+            protocol,
             status,
             response.upstream_seconds if response is not None and response.upstream else None,
         )

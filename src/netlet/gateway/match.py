@@ -49,7 +49,7 @@ from netlet.gateway.table import (
     RuleAction,
     Timeouts,
     WeightedBackend,
-    _nth_slash,
+    cut_path,
     slot_setters,
 )
 
@@ -565,13 +565,10 @@ class PathClasses:
         path = target if question < 0 else target[:question]
         if self.whole or path in self.exact:
             cls: object = path
-        elif path.count("/") > self.depth:
-            depth = self.depth
-            cut = path[: path.find("/") if depth == 0 else _nth_slash(path, depth + 1)]
-            # A cut that is itself an Exact path names another class than that path.
-            cls = cut if cut not in self.exact else ("prefix", cut)
         else:
-            cls = path
+            cut = cut_path(path, self.depth)
+            # A cut that is itself an Exact path names another class than that path.
+            cls = cut if cut == path or cut not in self.exact else ("prefix", cut)
         if self.query and question >= 0:
             return (cls, target[question + 1 :])
         return cls

@@ -684,13 +684,19 @@ class PathIndex:
                 if found:
                     lists.append(found)
                 return lists
-            if path.count("/") > depth:
-                path = path[: _nth_slash(path, depth + 1)]
-            for candidate in prefix_candidates(path):
+            for candidate in prefix_candidates(cut_path(path, depth)):
                 found = prefix.get(candidate)
                 if found:
                     lists.append(found)
         return lists
+
+
+def cut_path(path: str, depth: int) -> str:
+    """`path` without what follows its first `depth` segments: all that a PathPrefix
+    index whose longest prefix has `depth` segments reads of it."""
+    if path.count("/") > depth:
+        return path[: _nth_slash(path, depth + 1)]
+    return path
 
 
 def _nth_slash(path: str, n: int) -> int:

@@ -38,8 +38,8 @@ import httptools
 from netlet.dataplane.proxy import pipe
 from netlet.dataplane.proxy.site import ConnInfo, Site
 from netlet.dataplane.proxy.streams import (
+    FRAMING,
     HEADER_NAMES,
-    HOP_BY_HOP,
     REASONS,
     BodyStream,
     Headers,
@@ -57,9 +57,6 @@ H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 # Statuses that never carry a body (RFC 9110 6.4.1).
 _NO_BODY_STATUS = frozenset({204, 304})
-
-# Response headers this module writes itself (framing, hop-by-hop), never copied.
-_OWN = HOP_BY_HOP | {"content-length"}
 
 # Status lines of the common statuses, formatted once.
 _STATUS_LINES = {code: f"HTTP/1.1 {code} {text}\r\n" for code, text in REASONS.items()}
@@ -650,7 +647,7 @@ class H1Server(asyncio.Protocol):
             tail += "\r\n"
         lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} {reason(status)}\r\n"]
         for name, value in response.headers:
-            if name not in _OWN:
+            if name not in FRAMING:
                 lines.append(f"{name}: {value}\r\n")
         lines.append(tail)
         head = "".join(lines).encode("latin-1")
@@ -670,7 +667,7 @@ class H1Server(asyncio.Protocol):
         body = response.body
         lines = [f"HTTP/1.1 {status} {reason(status)}\r\n"]
         for name, value in response.headers:
-            if name not in HOP_BY_HOP and name != "content-length":
+            if name not in FRAMING:
                 lines.append(f"{name}: {value}\r\n")
         chunked = False
         if isinstance(body, bytes):

@@ -30,6 +30,7 @@ import h2.settings
 
 from netlet.dataplane.proxy.site import ConnInfo, Site
 from netlet.dataplane.proxy.streams import (
+    FRAMING,
     H2_BODY_EVENTS,
     HOP_BY_HOP,
     BodyStream,
@@ -367,7 +368,7 @@ class H2Server(asyncio.Protocol):
         no_body = request.method == "HEAD" or status in (204, 304)
         headers: list[tuple[str, str]] = [(":status", str(status))]
         for name, value in response.headers:
-            if name not in HOP_BY_HOP and name != "content-length":
+            if name not in FRAMING:
                 headers.append((name, value))
         if isinstance(body, bytes):
             if status not in (204, 304):

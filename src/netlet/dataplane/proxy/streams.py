@@ -35,6 +35,9 @@ HOP_BY_HOP = frozenset(
     }
 )
 
+# Headers each side of the proxy writes itself (framing) and never copies from the other.
+FRAMING = HOP_BY_HOP | {"content-length"}
+
 DEFAULT_HIGH_WATER = 256 * 1024
 
 # Header names as they come on the wire -> lower-case str, for the parsers' header

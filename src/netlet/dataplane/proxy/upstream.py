@@ -45,6 +45,7 @@ from netlet.dataplane.proxy.deadlines import Deadlines
 from netlet.dataplane.proxy.limits import Limits
 from netlet.dataplane.proxy.observe import Stats
 from netlet.dataplane.proxy.streams import (
+    FRAMING,
     H2_BODY_EVENTS,
     HEADER_NAMES,
     HOP_BY_HOP,
@@ -88,9 +89,6 @@ ERROR_STATUS: dict[Failure, int] = {
 Endpoint = tuple[str, int]
 # Connections are pooled per endpoint, and per TLS settings when TLS is originated.
 PoolKey = Endpoint | tuple[Endpoint, OriginTLS]
-
-# Response headers `_H1Conn.on_header` does not just keep.
-_FRAMING = HOP_BY_HOP | {"content-length"}
 
 # A callback-driven exchange (`UpstreamPool.start`) hands the response over once
 # its body is complete, or as a stream past this many buffered bytes.
@@ -310,7 +308,7 @@ class _H1Conn(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         key = HEADER_NAMES.get(name) or header_name(name)
-        if key not in _FRAMING and self.response is None:
+        if key not in FRAMING and self.response is None:
             self.headers.append((key, value.decode("latin-1")))  # the common case
         elif self.response is not None:
             if self.trailers is None:

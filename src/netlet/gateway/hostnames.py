@@ -15,7 +15,11 @@ Everything here is a pure function over lower-cased strings.
 
 from __future__ import annotations
 
+import functools
 
+
+# Cached: every routed request asks, with few distinct hosts (a pure function).
+@functools.lru_cache(maxsize=1024)
 def normalize_host(host: str) -> str:
     """The Host header or SNI as matched: no port, no trailing dot, lower case."""
     value = host.strip()

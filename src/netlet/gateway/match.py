@@ -215,22 +215,6 @@ def _first_listener(
     return None
 
 
-# normalize_host of recent Host values: a pure function, so a bounded cache of its
-# results changes nothing but the time (a server sees few distinct hosts).
-_NORMALIZED: dict[str, str] = {}
-_NORMALIZED_MAX = 1024
-
-
-def _normalized(host: str) -> str:
-    found = _NORMALIZED.get(host)
-    if found is None:
-        found = normalize_host(host)
-        if len(_NORMALIZED) >= _NORMALIZED_MAX:
-            _NORMALIZED.clear()
-        _NORMALIZED[host] = found
-    return found
-
-
 def select_tls_listener(
     program: GatewayProgram, port: int, sni: str | None
 ) -> ListenerTable | None:
@@ -383,7 +367,7 @@ def _match_listener(table: ListenerTable, request: Request, host: str) -> HTTPDe
 
 def match_http(program: GatewayProgram, request: Request) -> HTTPDecision:
     """Route one HTTP(S) or gRPC request arriving at the Gateway."""
-    host = _normalized(request.host)
+    host = normalize_host(request.host)
     table, status, why = _select_listener(program, request, host)
     if table is None:
         return _respond(request, status, why)
